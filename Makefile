@@ -1,0 +1,57 @@
+# SmolLM3 training recipe. Quickstart: `make smoke` (whole tiny pipeline on CPU), `make test` (test suite).
+# Every stage target takes RECIPE=<recipe dir> (default recipes/tiny) and OVERRIDES="key=value ...".
+SHELL := /bin/bash
+RECIPE ?= recipes/tiny
+OVERRIDES ?=
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STAGES := data pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k longctx-64k midtrain sft apo merge
+
+.PHONY: help setup test test-fast smoke all plan check show clean $(STAGES) eval
+
+help:
+	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
+	@echo "make test                  run the test suite (slow tests included)"
+	@echo "make plan RECIPE=recipes/smollm3-3b    batch, parallelism, steps, tokens, GPU-hours, memory per stage"
+	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) eval"
+	@echo "make show STAGE=pretrain-stage1 RECIPE=...   the resolved stage recipe as JSON"
+
+# Idempotent: reinstalls only when requirements.txt or constraints.txt change.
+setup: $(STAMP)
+$(STAMP): requirements.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt 2> >(grep -v "is ignored: it is neither" >&2)
+	$(PY) -m pip check
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+smoke: setup
+	$(MAKE) --no-print-directory all RECIPE=recipes/tiny
+
+all: setup
+	$(PY) -m recipes pipeline $(RECIPE) $(OVERRIDES)
+
+plan: setup
+	$(PY) -m recipes plan $(RECIPE) $(OVERRIDES)
+
+check: setup
+	$(PY) -m recipes check $(RECIPE) $(OVERRIDES)
+
+show: setup
+	$(PY) -m recipes show $(RECIPE)/$(STAGE).yaml $(OVERRIDES)
+
+$(STAGES): setup
+	$(PY) -m recipes run $(RECIPE)/$@.yaml $(OVERRIDES)
+
+eval: setup
+	$(PY) -m recipes run $(RECIPE)/eval.yaml $(OVERRIDES)
+
+clean:
+	rm -rf runs/$(notdir $(RECIPE))

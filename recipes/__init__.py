@@ -1,0 +1,1 @@
+"""Recipes: typed stage configs (schema), inheritance and overrides (loader), derived values (derive)."""

@@ -1,0 +1,318 @@
+"""Load a stage recipe: YAML layers, inheritance, `key=value` overrides, strict validation.
+
+A recipe is a directory (`recipes/smollm3-3b/`, `recipes/tiny/`) with
+- `base.yaml`: model, tokenizer, cluster, seed shared by every stage; `parent: ../other-recipe` makes this
+  recipe inherit everything from another one (the tiny recipe inherits from smollm3-3b);
+- one YAML per stage (`pretrain-stage1.yaml`, `sft.yaml`, ...); `extends: _fragment` pulls in a shared
+  fragment (files starting with `_`), e.g. the settings common to the three pretraining stages;
+- `mixtures/<name>.yaml`: the data mixtures the stages name.
+
+The layers of stage S in recipe D, merged in this order (later wins; mappings merge, lists replace):
+  for each recipe from the root ancestor down to D: its base.yaml, the fragments S extends, S.yaml;
+  then the command-line overrides. A child recipe thus applies on top of its parent's resolved stage. Every leaf remembers the file that set
+it, so an error names the file to fix: `recipes/tiny/base.yaml: model.hidden_size: must be ...`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from recipes.schema import InvariantError, Mixture, StageRecipe
+
+META_KEYS = ("parent", "extends")
+KINDS = ("data", "pretrain", "longctx", "midtrain", "sft", "apo", "merge", "eval")
+_STAGE_ADAPTER = TypeAdapter(StageRecipe)
+
+
+class RecipeError(Exception):
+    """Bad input: printed as one line `file: field: message`, exit code 2."""
+
+    def __init__(self, file: str, field: str, message: str):
+        super().__init__(f"{file}: {field}: {message}" if field else f"{file}: {message}")
+        self.file, self.field, self.message = file, field, message
+
+
+def display(path: Path | str) -> str:
+    """A path relative to the working directory when possible (what the user typed)."""
+    p = Path(path)
+    try:
+        return os.path.relpath(p)
+    except ValueError:
+        return str(p)
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise RecipeError(display(path), "", "no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise RecipeError(display(path), "", f"{where}invalid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(display(path), "", f"must be a mapping of keys (got {type(data).__name__})")
+    return data
+
+
+class Layers:
+    """Deep-merged YAML layers with the provenance (source file) of every key."""
+
+    def __init__(self):
+        self.data: dict = {}
+        self.origin: dict[tuple, str] = {}
+
+    def add(self, data: dict, source: str, prefix: tuple = ()):
+        target = self.data
+        for k in prefix:
+            target = target.setdefault(k, {})
+        self._merge(target, data, source, prefix)
+
+    def _merge(self, target: dict, data: dict, source: str, prefix: tuple):
+        for key, value in data.items():
+            if not prefix and key in META_KEYS:
+                continue
+            path = prefix + (key,)
+            if not (isinstance(value, dict) and isinstance(target.get(key), dict)):
+                for p in [p for p in self.origin if p[: len(path)] == path]:
+                    del self.origin[p]
+                self.origin[path] = source
+                target[key] = {} if isinstance(value, dict) else value
+            if isinstance(value, dict):
+                self._merge(target[key], value, source, path)
+
+    def source_of(self, field: tuple, default: str) -> str:
+        for n in range(len(field), 0, -1):
+            if field[:n] in self.origin:
+                return self.origin[field[:n]]
+        return default
+
+
+def recipe_chain(recipe_dir: Path) -> list[Path]:
+    """The recipe directories from the root ancestor down to `recipe_dir`."""
+    chain, seen = [], set()
+    d: Optional[Path] = recipe_dir.resolve()
+    while d is not None:
+        if d in seen:
+            raise RecipeError(display(d / "base.yaml"), "parent", "inheritance cycle")
+        seen.add(d)
+        if not (d / "base.yaml").is_file():
+            raise RecipeError(display(d), "", "not a recipe directory (no base.yaml)")
+        chain.insert(0, d)
+        parent = read_yaml(d / "base.yaml").get("parent")
+        if parent is not None and not isinstance(parent, str):
+            raise RecipeError(display(d / "base.yaml"), "parent", f"must be a path (got {parent!r})")
+        d = (d / parent).resolve() if parent else None
+    return chain
+
+
+def stage_extends(chain: list[Path], stage: str) -> Optional[str]:
+    """The fragment a stage extends (the last `extends:` along the chain wins)."""
+    extends = None
+    for d in chain:
+        f = d / f"{stage}.yaml"
+        if f.is_file():
+            value = read_yaml(f).get("extends", extends)
+            if value is not None and not isinstance(value, str):
+                raise RecipeError(display(f), "extends", f"must be a fragment name (got {value!r})")
+            extends = value
+    return extends
+
+
+def stage_layers(chain: list[Path], stage: str) -> list[Path]:
+    """The files of one stage in merge order: for each recipe of the chain (root first), its base.yaml, the
+    fragments the stage extends, then the stage file. A child recipe thus applies on top of the fully
+    resolved stage of its parent."""
+    fragments, name = [], stage_extends(chain, stage)
+    while name is not None:
+        if name in fragments or len(fragments) > 8:
+            raise RecipeError(stage, "extends", f"cycle through {name}")
+        if not any((d / f"{name}.yaml").is_file() for d in chain):
+            raise RecipeError(display(chain[-1] / f"{stage}.yaml"), "extends", f"no fragment {name}.yaml")
+        fragments.insert(0, name)
+        name = stage_extends(chain, name)
+    files = []
+    for d in chain:
+        for n in ["base"] + fragments + [stage]:
+            if (d / f"{n}.yaml").is_file():
+                files.append(d / f"{n}.yaml")
+    return files
+
+
+def parse_override(text: str) -> tuple[tuple, Any]:
+    if "=" not in text or text.startswith("="):
+        raise RecipeError("<command line>", text, "override must look like key.path=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value):
+        value = float(value)  # YAML 1.1 reads 3e-4 as a string
+    return tuple(key.strip().split(".")), value
+
+
+def format_error(err: dict, layers: Layers, default_file: str, overrides: dict) -> RecipeError:
+    """One pydantic error -> RecipeError naming the file that set the field."""
+    loc = tuple(str(p) for p in err["loc"])
+    if loc and loc[0] in KINDS:  # the discriminated union puts the stage kind first
+        loc = loc[1:]
+    ctx = err.get("ctx") or {}
+    exc = ctx.get("error")
+    got = err.get("input")
+    if isinstance(exc, InvariantError):
+        loc = tuple(exc.field.split("."))
+        msg = exc.message
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif err["type"] in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+        bound = next(v for k, v in ctx.items() if k in ("gt", "ge", "lt", "le"))
+        bound = int(bound) if float(bound).is_integer() else bound
+        msg = f"must be {op[err['type']]} {bound} (got {got})"
+    elif err["type"] == "literal_error":
+        msg = f"must be one of {ctx.get('expected')} (got {got!r})"
+    elif err["type"] == "too_short":
+        msg = f"must not be empty (got {got!r})"
+    elif err["type"] == "union_tag_invalid":
+        loc = ("kind",)
+        msg = f"must be one of {ctx.get('expected_tags')} (got {ctx.get('tag')!r})"
+    else:
+        msg = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {got!r})"
+    source = layers.source_of(loc, default_file)
+    if loc in overrides or source == "<override>":
+        key = ".".join(loc)
+        return RecipeError(default_file, key, f"{msg} [from the override {key}={overrides.get(loc, '...')}]")
+    if overrides:
+        msg += " [with the overrides " + " ".join(f"{'.'.join(k)}={v}" for k, v in overrides.items()) + "]"
+    return RecipeError(source, ".".join(loc), msg)
+
+
+def validate(model, layers: Layers, default_file: str, overrides: dict):
+    try:
+        return model.validate_python(layers.data)
+    except ValidationError as e:
+        raise format_error(e.errors()[0], layers, default_file, overrides) from None
+
+
+def stage_path(recipe_dir: Path, stage: str) -> Path:
+    return recipe_dir / f"{stage}.yaml"
+
+
+def load_stage(path: str | Path, overrides: list[str] = ()):
+    """Resolve and validate one stage: `recipes/tiny/pretrain-stage1.yaml` (+ overrides)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(display(path), "", "no such recipe file")
+    stage = path.stem
+    if stage == "base" or stage.startswith("_"):
+        raise RecipeError(display(path), "", "is not a stage (base.yaml and _fragments are inherited by stages)")
+    chain = recipe_chain(path.parent)
+    layers = Layers()
+    for f in stage_layers(chain, stage):
+        layers.add(read_yaml(f), display(f))
+    layers.add({"stage": stage}, display(path))
+    parsed = {}
+    for text in overrides:
+        key, value = parse_override(text)
+        parsed[key] = text.split("=", 1)[1]
+        layers.add({key[-1]: value}, "<override>", prefix=key[:-1])
+    recipe = validate(_STAGE_ADAPTER, layers, display(path), parsed)
+    check_paths(recipe, path.parent, display(path))
+    return recipe
+
+
+def stage_names(recipe_dir: Path) -> list[str]:
+    """Stages defined along the recipe chain, in pipeline order."""
+    from recipes.derive import PIPELINE
+
+    names = set()
+    for d in recipe_chain(recipe_dir):
+        names |= {p.stem for p in d.glob("*.yaml") if p.stem != "base" and not p.stem.startswith("_")}
+    order = {s: i for i, s in enumerate(PIPELINE)}
+    return sorted(names, key=lambda s: (order.get(s, len(order)), s))
+
+
+def load_recipe(recipe_dir: str | Path, overrides: list[str] = ()) -> dict:
+    """Every stage of a recipe directory, validated: {stage name: recipe}."""
+    recipe_dir = Path(recipe_dir)
+    if not recipe_dir.is_dir():
+        raise RecipeError(display(recipe_dir), "", "no such recipe directory")
+    recipes = {}
+    for stage in stage_names(recipe_dir):
+        target = recipe_dir / f"{stage}.yaml"
+        if not target.is_file():  # stage defined only by the parent recipe: resolve it through this one
+            target = _virtual_stage(recipe_dir, stage)
+        recipes[stage] = load_stage(target, overrides)
+    check_cross_stage(recipes, recipe_dir)
+    return recipes
+
+
+def _virtual_stage(recipe_dir: Path, stage: str) -> Path:
+    raise RecipeError(display(recipe_dir), stage, f"stage {stage} is defined by the parent recipe only: "
+                                                  f"add {display(recipe_dir / (stage + '.yaml'))} (it may be empty)")
+
+
+def find_mixture(recipe_dir: Path, name: str) -> Optional[Path]:
+    for d in reversed(recipe_chain(recipe_dir)):
+        if (d / "mixtures" / f"{name}.yaml").is_file():
+            return d / "mixtures" / f"{name}.yaml"
+    return None
+
+
+def load_mixture(recipe_dir: str | Path, name: str, referenced_from: str = "") -> Mixture:
+    recipe_dir = Path(recipe_dir)
+    path = find_mixture(recipe_dir, name)
+    if path is None:
+        raise RecipeError(referenced_from or display(recipe_dir), "data.mixture",
+                          f"no mixture file mixtures/{name}.yaml in {display(recipe_dir)} or its parents")
+    layers = Layers()
+    layers.add(read_yaml(path), display(path))
+    mixture = validate(TypeAdapter(Mixture), layers, display(path), {})
+    for i, s in enumerate(mixture.sources):
+        kinds = [k for k in ("dataset", "path", "builtin") if getattr(s, k)]
+        if len(kinds) > 1:
+            raise RecipeError(display(path), f"sources.{i}", f"give one of dataset / path / builtin (got {kinds})")
+        if s.path and not (path.parent / s.path).exists() and not Path(s.path).exists():
+            raise RecipeError(display(path), f"sources.{i}.path", f"local data path does not exist (got {s.path})")
+    return mixture
+
+
+def check_paths(recipe, recipe_dir: Path, file: str):
+    """Local paths named by a stage must exist; mixtures must resolve."""
+    tok = recipe.tokenizer
+    if tok.kind == "local" and not Path(tok.name_or_path).exists():
+        raise RecipeError(file, "tokenizer.name_or_path", f"local data path does not exist (got {tok.name_or_path})")
+    if getattr(recipe, "kind", None) in ("pretrain", "longctx"):
+        load_mixture(recipe_dir, recipe.data.mixture, file)
+    if getattr(recipe, "kind", None) == "data":
+        for m in recipe.mixtures:
+            load_mixture(recipe_dir, m, file)
+
+
+def check_cross_stage(recipes: dict, recipe_dir: Path):
+    """Invariants between stages: stages of one nanotron run agree on its step boundaries."""
+    runs: dict[tuple, str] = {}
+    for name, r in recipes.items():
+        if getattr(r, "kind", None) not in ("pretrain", "longctx"):
+            continue
+        key = tuple(r.steps.stage_starts.items()) + (r.steps.train_steps,)
+        for other in r.steps.stage_starts:
+            if other in recipes and other != name:
+                o = recipes[other]
+                if tuple(o.steps.stage_starts.items()) + (o.steps.train_steps,) != key:
+                    raise RecipeError(display(recipe_dir / f"{other}.yaml"), "steps",
+                                      f"must equal the steps of {name} (same run) (got {o.steps.model_dump()})")
+        runs[key] = name
+        if r.init_from is not None and r.init_from not in recipes:
+            raise RecipeError(display(recipe_dir / f"{name}.yaml"), "init_from",
+                              f"no stage named {r.init_from!r} in this recipe")

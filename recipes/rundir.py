@@ -1,0 +1,113 @@
+"""Run directories and their manifests: every stage directory explains itself.
+
+`runs/<recipe name>/<stage>/manifest.json` holds the stage name, the resolved recipe and its sha256, the
+git commit (and whether the tree was dirty), the inputs it consumed (paths and the sha256 of their
+manifests), its outputs, start and end time, status (running / completed / failed) and headline metrics.
+A stage whose manifest says "completed" with the same recipe hash and inputs is skipped on the next call.
+
+Usage (inside a stage entrypoint):
+    with StageRun(recipe, inputs=[prev_stage_dir]) as run:
+        if run.skip: return
+        ...write under run.dir...; run.metrics["loss"] = 2.1; run.outputs.append("hf")
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("SMOLLM3_RUNS", "runs"))
+
+
+def stage_dir(recipe_name: str, stage: str) -> Path:
+    return runs_root() / recipe_name / stage
+
+
+def git_info() -> dict:
+    def git(*args):
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+            return out.stdout.strip() if out.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def recipe_json(recipe) -> dict:
+    return recipe.model_dump(mode="json")
+
+
+def sha256_json(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def read_manifest(path: Path) -> Optional[dict]:
+    f = Path(path) / "manifest.json"
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _input_record(p) -> dict:
+    p = Path(p)
+    m = read_manifest(p) if p.is_dir() else None
+    return {"path": str(p), "manifest_sha256": sha256_json(m) if m else None,
+            "stage": m.get("stage") if m else None}
+
+
+class StageRun:
+    """Context manager around one stage execution; see the module docstring."""
+
+    def __init__(self, recipe, inputs: list = (), directory: Optional[Path] = None):
+        self.recipe = recipe
+        self.dir = Path(directory) if directory else stage_dir(recipe.name, recipe.stage)
+        self.inputs = [_input_record(p) for p in inputs]
+        self.recipe_sha = sha256_json(recipe_json(recipe))
+        self.outputs: list[str] = []
+        self.metrics: dict = {}
+        self.skip = False
+        self.manifest: dict = {}
+
+    def _up_to_date(self) -> bool:
+        old = read_manifest(self.dir)
+        return bool(old and old.get("status") == "completed" and old.get("recipe_sha256") == self.recipe_sha
+                    and [i["manifest_sha256"] for i in old.get("inputs", [])]
+                    == [i["manifest_sha256"] for i in self.inputs])
+
+    def __enter__(self) -> "StageRun":
+        if self._up_to_date():
+            self.skip = True
+            print(f"[{self.recipe.stage}] up to date ({self.dir}/manifest.json): skipped", flush=True)
+            return self
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.manifest = {"stage": self.recipe.stage, "kind": self.recipe.kind, "recipe_name": self.recipe.name,
+                         "recipe_sha256": self.recipe_sha, "recipe": recipe_json(self.recipe), "git": git_info(),
+                         "inputs": self.inputs, "outputs": [], "metrics": {}, "status": "running",
+                         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ended_at": None}
+        write_json_atomic(self.dir / "manifest.json", self.manifest)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.skip:
+            return False
+        self.manifest.update(outputs=self.outputs, metrics=self.metrics,
+                             status="completed" if exc_type is None else "failed",
+                             error=None if exc_type is None else f"{exc_type.__name__}: {exc}",
+                             ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_json_atomic(self.dir / "manifest.json", self.manifest)
+        return False

@@ -1,0 +1,366 @@
+"""Typed, strict schema of a resolved stage recipe (pydantic v2).
+
+Every stage YAML, after inheritance and command-line overrides, must validate against one of the stage
+models below (chosen by its `kind`). Unknown keys, wrong types and broken invariants are rejected; values
+that follow from others (gradient accumulation, steps, tokens, GPUs, nodes) are never typed in a recipe:
+`recipes.derive` computes them.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Pos = Annotated[int, Field(gt=0)]
+NonNeg = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class InvariantError(ValueError):
+    """A broken cross-field invariant; `field` is the dotted key the message is about."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ----------------------------------------------------------------------------------------------- shared
+class ModelConfig(Strict):
+    """SmolLM3 architecture (names follow transformers' SmolLM3Config)."""
+
+    architecture: Literal["smollm3"] = "smollm3"
+    hidden_size: Pos
+    intermediate_size: Pos
+    num_hidden_layers: Pos
+    num_attention_heads: Pos
+    num_key_value_heads: Pos
+    vocab_size: Pos
+    max_position_embeddings: Pos
+    rope_theta: PosFloat
+    no_rope_layer_interval: Pos  # RoPE is skipped in layer i iff (i + 1) % interval == 0
+    rms_norm_eps: PosFloat
+    tie_word_embeddings: bool
+    hidden_act: Literal["silu"]
+    attention_bias: bool
+    init_std: PosFloat
+    use_doc_masking: bool
+    attn_implementation: Literal["flash_attention_2", "llama3_ring_attention", "sdpa"]
+    dtype: Literal["bfloat16", "float32"]
+
+    @model_validator(mode="after")
+    def _shapes(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise InvariantError("model.hidden_size", f"must be divisible by model.num_attention_heads "
+                                 f"({self.num_attention_heads}) (got {self.hidden_size})")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise InvariantError("model.num_key_value_heads", f"must divide model.num_attention_heads "
+                                 f"({self.num_attention_heads}) (got {self.num_key_value_heads})")
+        if self.num_hidden_layers % self.no_rope_layer_interval:
+            raise InvariantError("model.num_hidden_layers", f"must be divisible by model.no_rope_layer_interval "
+                                 f"({self.no_rope_layer_interval}) (got {self.num_hidden_layers})")
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+
+class Tokenizer(Strict):
+    name_or_path: str  # a Hub id (cluster runs) or a local folder
+    kind: Literal["hub", "local", "build"] = "hub"  # build: trained by `make data` into runs/<recipe>/data/tokenizer
+    build_vocab_size: Optional[Pos] = None
+
+
+class Cluster(Strict):
+    gpus_per_node: Pos
+    gpu: str
+    peak_tflops: PosFloat  # dense bf16 peak of one GPU, for the planner
+    gpu_memory_gb: PosFloat
+    partition: Optional[str] = None
+    qos: Optional[str] = None
+    time_limit: str = "72:00:00"
+    cpus_per_task: Pos = 96
+
+
+class Common(Strict):
+    name: str  # recipe name; run outputs go to runs/<name>/<stage>/
+    stage: str  # the stage's file name (set by the loader)
+    description: str = ""
+    seed: int
+    model: ModelConfig
+    tokenizer: Tokenizer
+    cluster: Cluster
+
+
+# ------------------------------------------------------------------------------------------------- data
+class Executor(Strict):
+    kind: Literal["local", "slurm"]
+    tasks: Pos
+    workers: Pos
+    time: str = "20:00:00"
+
+
+class Filters(Strict):
+    min_chars: NonNeg
+    max_chars: Optional[Pos] = None
+    exact_dedup: bool
+
+
+class DataStage(Common):
+    kind: Literal["data"]
+    mixtures: list[str]  # mixture names (recipes/<name>/mixtures/<mixture>.yaml) whose sources are built
+    executor: Executor
+    filters: Filters
+    shuffle: bool
+    max_tokens_per_file: Pos
+    max_epochs_warning: PosFloat  # data-report warns when a stage repeats a source more often than this
+
+
+# ------------------------------------------------------------------------------------ nanotron training
+class Parallelism(Strict):
+    dp: Pos
+    tp: Pos
+    pp: Pos
+    cp: Pos
+    tp_mode: Literal["all_reduce", "reduce_scatter"]
+    tp_linear_async_communication: bool
+    pp_engine: Literal["1f1b", "afab"]
+    recompute_layer: bool
+    zero_stage: Literal[0, 1]
+
+
+class Batch(Strict):
+    sequence_length: Pos
+    micro_batch_size: Pos
+    global_batch_tokens: Pos  # gradient accumulation is derived from it
+
+
+class Optimizer(Strict):
+    name: Literal["adamw"]
+    lr: PosFloat
+    beta1: Annotated[float, Field(ge=0, lt=1)]
+    beta2: Annotated[float, Field(ge=0, lt=1)]
+    eps: PosFloat
+    weight_decay: NonNegFloat
+    weight_decay_exclude: list[str]  # regexes of parameter names without weight decay
+    clip_grad: PosFloat
+    accumulate_grad_in_fp32: bool
+
+
+class LRSchedule(Strict):
+    warmup_steps: NonNeg
+    warmup_style: Literal["linear", "constant"]
+    decay_style: Literal["linear", "cosine", "1-sqrt"]
+    # step at which decay starts: an integer, or the name of a stage of this run (its start step)
+    decay_start: Union[int, str]
+    decay_steps: Optional[Pos] = None  # default: until the end of the run
+    min_lr: NonNegFloat
+
+
+class Steps(Strict):
+    train_steps: Pos  # last step of the run (nanotron `tokens.train_steps`)
+    stage_starts: dict[str, Pos]  # stage name -> first step; a stage ends where the next one starts
+
+
+class Checkpoints(Strict):
+    interval: Pos
+    load_optimizer: bool
+    load_lr_scheduler: bool
+    keep_last: Optional[Pos] = None
+
+
+class StageData(Strict):
+    mixture: str
+    seed: int
+
+
+class NanotronStage(Common):
+    kind: Literal["pretrain", "longctx"]
+    init_from: Optional[str] = None  # stage whose last checkpoint initializes this run (None: from scratch)
+    parallelism: Parallelism
+    batch: Batch
+    optimizer: Optimizer
+    lr_schedule: LRSchedule
+    steps: Steps
+    checkpoints: Checkpoints
+    data: StageData
+    log_interval: Pos = 1
+
+    @model_validator(mode="after")
+    def _invariants(self):
+        m, p, b = self.model, self.parallelism, self.batch
+        if m.num_attention_heads % p.tp:
+            raise InvariantError("parallelism.tp", f"must divide model.num_attention_heads "
+                                 f"({m.num_attention_heads}) (got {p.tp})")
+        if m.num_key_value_heads % p.tp:
+            raise InvariantError("parallelism.tp", f"must divide model.num_key_value_heads "
+                                 f"({m.num_key_value_heads}) (got {p.tp})")
+        if p.pp > m.num_hidden_layers:
+            raise InvariantError("parallelism.pp", f"must be <= model.num_hidden_layers "
+                                 f"({m.num_hidden_layers}) (got {p.pp})")
+        if b.sequence_length > m.max_position_embeddings:
+            raise InvariantError("batch.sequence_length", f"must be <= model.max_position_embeddings "
+                                 f"({m.max_position_embeddings}) (got {b.sequence_length})")
+        if b.sequence_length % p.cp:
+            raise InvariantError("parallelism.cp", f"must divide batch.sequence_length "
+                                 f"({b.sequence_length}) (got {p.cp})")
+        per_pass = p.dp * b.micro_batch_size * b.sequence_length
+        if b.global_batch_tokens % per_pass:
+            raise InvariantError("batch.global_batch_tokens", f"must be divisible by dp x micro_batch_size x "
+                                 f"sequence_length ({p.dp} x {b.micro_batch_size} x {b.sequence_length} = "
+                                 f"{per_pass}) (got {b.global_batch_tokens})")
+        starts = list(self.steps.stage_starts.items())
+        if not starts or starts[0][1] != 1:
+            raise InvariantError("steps.stage_starts", "the first stage must start at step 1 "
+                                 f"(got {dict(starts)})")
+        for (prev, a), (name, s) in zip(starts, starts[1:]):
+            if s <= a:
+                raise InvariantError(f"steps.stage_starts.{name}", f"must be > the start of {prev} ({a}): "
+                                     f"stage start steps must be strictly increasing (got {s})")
+        if starts[-1][1] > self.steps.train_steps:
+            raise InvariantError(f"steps.stage_starts.{starts[-1][0]}", "must be <= steps.train_steps "
+                                 f"({self.steps.train_steps}) (got {starts[-1][1]})")
+        if self.stage not in self.steps.stage_starts:
+            raise InvariantError("steps.stage_starts", f"must list this stage '{self.stage}' "
+                                 f"(got {list(self.steps.stage_starts)})")
+        ds = self.lr_schedule.decay_start
+        if isinstance(ds, str) and ds not in self.steps.stage_starts:
+            raise InvariantError("lr_schedule.decay_start", f"must be a step or a stage of steps.stage_starts "
+                                 f"{list(self.steps.stage_starts)} (got {ds!r})")
+        if isinstance(ds, int) and ds < 0:
+            raise InvariantError("lr_schedule.decay_start", f"must be >= 0 (got {ds})")
+        return self
+
+
+# ------------------------------------------------------------------------------------------ TRL stages
+class HubDataset(Strict):
+    dataset: str  # Hub id, or a local path for the tiny recipe (built by the stage itself)
+    config: Optional[str] = None
+    split: str
+    weight: Fraction  # fraction of the split's examples kept (alignment-handbook semantics)
+    columns: list[str]
+    mode: Optional[Literal["think", "no_think"]] = None
+
+
+class Resources(Strict):
+    nodes: Pos
+    gpus_per_node: Optional[Pos] = None  # default: cluster.gpus_per_node
+
+
+class TrlStage(Common):
+    kind: Literal["midtrain", "sft", "apo"]
+    init_from: str  # a pipeline stage name, or hub:<id>[@revision]
+    chat_template: str  # 'chatml', 'smollm3' (dual mode) or 'inherit' (the template saved with init_from)
+    eos_token: Optional[str] = None
+    datasets: list[HubDataset] = Field(min_length=1)
+    dataset_seed: int
+    lr: PosFloat
+    lr_scheduler_type: Literal["cosine_with_min_lr", "cosine", "linear", "constant"]
+    min_lr_rate: NonNegFloat
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)]
+    num_train_epochs: PosFloat
+    max_steps: Optional[Pos] = None  # caps training (tiny recipe); None: epochs decide
+    max_length: Pos
+    per_device_train_batch_size: Pos
+    global_batch_size: Pos  # gradient accumulation is derived from it
+    max_grad_norm: PosFloat
+    gradient_checkpointing: bool
+    use_liger_kernel: bool
+    bf16: bool
+    packing: bool = False
+    packing_strategy: Optional[Literal["bfd", "wrapped"]] = None
+    padding_free: bool = False
+    assistant_only_loss: bool = False
+    loss_type: Optional[Literal["apo_zero", "sigmoid"]] = None
+    beta: Optional[PosFloat] = None
+    save_strategy: Literal["steps", "epoch", "no"]
+    save_steps: Optional[PosFloat] = None
+    save_total_limit: Optional[Pos] = None
+    resources: Resources
+
+    @model_validator(mode="after")
+    def _invariants(self):
+        gpn = self.resources.gpus_per_node or self.cluster.gpus_per_node
+        per_pass = self.resources.nodes * gpn * self.per_device_train_batch_size
+        if self.global_batch_size % per_pass:
+            raise InvariantError("global_batch_size", f"must be divisible by nodes x gpus_per_node x "
+                                 f"per_device_train_batch_size ({per_pass}) (got {self.global_batch_size})")
+        if self.kind == "apo" and (self.loss_type is None or self.beta is None):
+            raise InvariantError("loss_type", "an apo stage needs loss_type and beta")
+        if self.max_length > self.model.max_position_embeddings * 4:
+            raise InvariantError("max_length", f"must be <= 4 x model.max_position_embeddings "
+                                 f"({self.model.max_position_embeddings}, YaRN x2 leaves headroom) "
+                                 f"(got {self.max_length})")
+        return self
+
+
+# ---------------------------------------------------------------------------------------- merge / eval
+class BlendInput(Strict):
+    model: str  # 'soup' or a pipeline stage name
+    weight: PosFloat
+
+
+class MergeStage(Common):
+    kind: Literal["merge"]
+    soup_from: str  # stage whose checkpoints go into the uniform soup
+    soup_method: Literal["linear"]
+    soup_normalize: bool
+    blend: list[BlendInput] = Field(min_length=1)
+    blend_method: Literal["linear"]
+    dtype: Literal["bfloat16", "float32"]
+
+
+class EvalStage(Common):
+    kind: Literal["eval"]
+    backend: Literal["vllm", "transformers"]
+    base_suite: str  # for pretraining / long-context checkpoints
+    instruct_suite: str  # for post-trained checkpoints
+    system_prompts: list[str]  # e.g. ['/think', '/no_think'] for instruct models
+    context_lengths: list[Pos]  # passkey / RULER lengths
+    max_samples: Optional[Pos] = None
+    temperature: NonNegFloat
+    top_p: Fraction
+    max_new_tokens: Pos
+
+
+StageRecipe = Annotated[Union[DataStage, NanotronStage, TrlStage, MergeStage, EvalStage],
+                        Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------------------------- mixtures
+class Source(Strict):
+    name: str
+    category: Literal["web", "multilingual", "code", "math", "reasoning"]
+    weight: PosFloat  # sampling probability (normalized over the mixture, as nanotron does)
+    dataset: Optional[str] = None  # Hub dataset id (None: not published)
+    subset: Optional[str] = None
+    split: str = "train"
+    text_key: str = "text"
+    verified: bool = True  # False: mapping to `dataset` inferred, not named by the upstream config
+    upstream_folder: Optional[str] = None
+    path: Optional[str] = None  # a local folder of jsonl / parquet files (must exist)
+    builtin: Optional[str] = None  # a corpus this repository generates (tiny recipe)
+    license: Optional[str] = None
+
+
+class Mixture(Strict):
+    name: str
+    upstream_stage_name: Optional[str] = None
+    description: str = ""
+    sources: list[Source] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self):
+        seen = set()
+        for i, s in enumerate(self.sources):
+            if s.name in seen:
+                raise InvariantError(f"sources.{i}.name", f"duplicate source name (got {s.name!r})")
+            seen.add(s.name)
+        return self

@@ -1,0 +1,68 @@
+"""Which module runs each kind of stage, and the pipeline runner behind `make <stage>` and `make smoke`.
+
+A stage module exposes `run(recipe)`; it receives a validated recipe, so bad input has already been
+rejected (exit 2) before anything is written under runs/.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import time
+
+from recipes.loader import load_recipe, load_stage
+
+# kind -> (module with run(recipe), where it is being built)
+STAGE_MODULES = {
+    "data": ("pretrain.data_stage", "issue #3 (datatrove mixtures)"),
+    "pretrain": ("pretrain.train_stage", "issue #5 (pretraining stages)"),
+    "longctx": ("midtrain.longctx_stage", "the long-context issue"),
+    "midtrain": ("midtrain.reasoning_stage", "the reasoning mid-training issue"),
+    "sft": ("posttrain.sft_stage", "the SFT issue"),
+    "apo": ("posttrain.apo_stage", "the APO issue"),
+    "merge": ("merge.merge_stage", "the merge issue"),
+    "eval": ("eval.stage", "issue #6 (evaluation)"),
+}
+
+
+def stage_module(kind: str):
+    """The imported stage module, or None while that stage is not implemented yet."""
+    name = STAGE_MODULES[kind][0]
+    try:
+        if importlib.util.find_spec(name) is None:
+            return None
+    except ModuleNotFoundError:
+        return None
+    module = importlib.import_module(name)
+    return module if hasattr(module, "run") else None
+
+
+def run_stage(path, overrides=()) -> int:
+    recipe = load_stage(path, overrides)
+    module = stage_module(recipe.kind)
+    if module is None:
+        print(f"{path}: stage {recipe.stage} ({recipe.kind}) is not implemented yet: "
+              f"{STAGE_MODULES[recipe.kind][1]}", file=sys.stderr)
+        return 3
+    t0 = time.time()
+    module.run(recipe)
+    print(f"[{recipe.stage}] done in {time.time() - t0:.1f}s", flush=True)
+    return 0
+
+
+def run_pipeline(recipe_dir, overrides=()) -> int:
+    """Every stage in pipeline order; stops at the first one not implemented yet, saying what is missing."""
+    recipes = load_recipe(recipe_dir, overrides)  # validate everything before running anything
+    names = list(recipes)
+    for i, (name, recipe) in enumerate(recipes.items()):
+        module = stage_module(recipe.kind)
+        if module is None:
+            print(f"pipeline stopped before {name}: not implemented yet ({STAGE_MODULES[recipe.kind][1]}).\n"
+                  f"stages still missing: {', '.join(names[i:])}", flush=True)
+            return 0
+        print(f"=== [{i + 1}/{len(names)}] {name} ===", flush=True)
+        t0 = time.time()
+        module.run(recipe)
+        print(f"[{name}] done in {time.time() - t0:.1f}s", flush=True)
+    print(f"pipeline complete: {', '.join(names)}")
+    return 0
