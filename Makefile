@@ -7,15 +7,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-STAGES := data pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k longctx-64k midtrain sft apo merge
+LAUNCHER ?= local
+DRY_RUN ?=
+NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k longctx-64k
+STAGES := data midtrain sft apo merge
 
-.PHONY: help setup test test-fast smoke all plan check show clean $(STAGES) eval
+.PHONY: help setup test test-fast smoke all plan check show clean $(STAGES) $(NANOTRON_STAGES) eval export-nanotron
 
 help:
 	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
 	@echo "make test                  run the test suite (slow tests included)"
 	@echo "make plan RECIPE=recipes/smollm3-3b    batch, parallelism, steps, tokens, GPU-hours, memory per stage"
-	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) eval"
+	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) $(NANOTRON_STAGES) eval"
+	@echo "make pretrain-stage1 RECIPE=recipes/smollm3-3b LAUNCHER=slurm [DRY_RUN=1]   sbatch for the recipe's nodes"
+	@echo "make export-nanotron STAGE=pretrain-stage1 RECIPE=...   the stage as a config for the authors' nanotron"
 	@echo "make show STAGE=pretrain-stage1 RECIPE=...   the resolved stage recipe as JSON"
 
 # Idempotent: reinstalls only when requirements.txt or constraints.txt change.
@@ -49,6 +54,17 @@ show: setup
 
 $(STAGES): setup
 	$(PY) -m recipes run $(RECIPE)/$@.yaml $(OVERRIDES)
+
+# Nanotron stages run under torchrun (CPU + gloo for tiny); LAUNCHER=slurm writes and submits an sbatch script.
+$(NANOTRON_STAGES): setup
+ifeq ($(LAUNCHER),slurm)
+	$(PY) -m pretrain launch $(RECIPE)/$@.yaml $(OVERRIDES) --launcher slurm $(if $(DRY_RUN),--dry-run)
+else
+	$(PY) -m recipes run $(RECIPE)/$@.yaml $(OVERRIDES)
+endif
+
+export-nanotron: setup
+	$(PY) -m pretrain export-nanotron $(RECIPE)/$(STAGE).yaml $(OVERRIDES)
 
 eval: setup
 	$(PY) -m recipes run $(RECIPE)/eval.yaml $(OVERRIDES)

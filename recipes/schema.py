@@ -76,6 +76,9 @@ class Tokenizer(Strict):
     name_or_path: str  # a Hub id (cluster runs) or a local folder
     kind: Literal["hub", "local", "build"] = "hub"  # build: trained by `make data` into runs/<recipe>/data/tokenizer
     build_vocab_size: Optional[Pos] = None
+    bos_token_id: Optional[NonNeg] = None  # None: read from the tokenizer folder
+    eos_token_id: Optional[NonNeg] = None
+    pad_token_id: Optional[NonNeg] = None
 
 
 class Cluster(Strict):

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import time
+from pathlib import Path
 
 from recipes.loader import load_recipe, load_stage
 
@@ -37,13 +39,21 @@ def stage_module(kind: str):
     return module if hasattr(module, "run") else None
 
 
+NANOTRON_KINDS = ("pretrain", "longctx")
+
+
 def run_stage(path, overrides=()) -> int:
+    """Validate then run one stage; nanotron stages are started under torchrun (pretrain.launch) unless
+    this process already is a torchrun rank."""
     recipe = load_stage(path, overrides)
     module = stage_module(recipe.kind)
     if module is None:
         print(f"{path}: stage {recipe.stage} ({recipe.kind}) is not implemented yet: "
               f"{STAGE_MODULES[recipe.kind][1]}", file=sys.stderr)
         return 3
+    if recipe.kind in NANOTRON_KINDS and "LOCAL_RANK" not in os.environ:
+        from pretrain.launch import launch
+        return launch(path, overrides)
     t0 = time.time()
     module.run(recipe)
     print(f"[{recipe.stage}] done in {time.time() - t0:.1f}s", flush=True)
@@ -52,17 +62,18 @@ def run_stage(path, overrides=()) -> int:
 
 def run_pipeline(recipe_dir, overrides=()) -> int:
     """Every stage in pipeline order; stops at the first one not implemented yet, saying what is missing."""
+    recipe_dir = Path(recipe_dir)
     recipes = load_recipe(recipe_dir, overrides)  # validate everything before running anything
     names = list(recipes)
     for i, (name, recipe) in enumerate(recipes.items()):
-        module = stage_module(recipe.kind)
-        if module is None:
+        if stage_module(recipe.kind) is None:
             print(f"pipeline stopped before {name}: not implemented yet ({STAGE_MODULES[recipe.kind][1]}).\n"
                   f"stages still missing: {', '.join(names[i:])}", flush=True)
             return 0
         print(f"=== [{i + 1}/{len(names)}] {name} ===", flush=True)
-        t0 = time.time()
-        module.run(recipe)
-        print(f"[{name}] done in {time.time() - t0:.1f}s", flush=True)
+        rc = run_stage(recipe_dir / f"{name}.yaml", overrides)
+        if rc:
+            print(f"pipeline stopped: {name} failed (exit {rc})", file=sys.stderr)
+            return rc
     print(f"pipeline complete: {', '.join(names)}")
     return 0

@@ -1,0 +1,1 @@
+"""Pretraining: nanotron glue for the SmolLM3 recipe (model, compatibility layer, conversion)."""
