@@ -12,7 +12,7 @@ DRY_RUN ?=
 NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k longctx-64k
 STAGES := data midtrain sft apo merge
 
-.PHONY: help setup test test-fast smoke all plan check show clean $(STAGES) $(NANOTRON_STAGES) eval export-nanotron
+.PHONY: help setup test test-fast smoke all plan check show clean $(STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron
 
 help:
 	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
@@ -21,6 +21,7 @@ help:
 	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) $(NANOTRON_STAGES) eval"
 	@echo "make pretrain-stage1 RECIPE=recipes/smollm3-3b LAUNCHER=slurm [DRY_RUN=1]   sbatch for the recipe's nodes"
 	@echo "make export-nanotron STAGE=pretrain-stage1 RECIPE=...   the stage as a config for the authors' nanotron"
+	@echo "make eval MODEL=<HF folder> SUITE=tiny   lighteval on one model; make eval-compare RESULTS=..."
 	@echo "make show STAGE=pretrain-stage1 RECIPE=...   the resolved stage recipe as JSON"
 
 # Idempotent: reinstalls only when requirements.txt or constraints.txt change.
@@ -66,8 +67,19 @@ endif
 export-nanotron: setup
 	$(PY) -m pretrain export-nanotron $(RECIPE)/$(STAGE).yaml $(OVERRIDES)
 
+# `make eval` scores every checkpoint of the recipe's run; `make eval MODEL=<HF folder or Hub id> SUITE=tiny`
+# scores one model (results in OUT, default runs/eval/<model name>/<suite>).
+SUITE ?= tiny
 eval: setup
+ifdef MODEL
+	$(PY) -m eval run --model $(MODEL) --suite $(SUITE) --output-dir $(or $(OUT),runs/eval/$(notdir $(MODEL))/$(SUITE))
+else
 	$(PY) -m recipes run $(RECIPE)/eval.yaml $(OVERRIDES)
+endif
+
+# Side by side with the published SmolLM3 numbers: make eval-compare RESULTS="runs/tiny/eval/pretrain-stage1 ..."
+eval-compare: setup
+	$(PY) -m eval compare $(RESULTS) $(if $(OUT),-o $(OUT))
 
 clean:
 	rm -rf runs/$(notdir $(RECIPE))

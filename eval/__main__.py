@@ -1,0 +1,104 @@
+"""Evaluation CLI: lighteval runs on checkpoints and comparison with the published SmolLM3 numbers.
+
+Usage: python -m eval run --model MODEL --suite SUITE --output-dir DIR [--max-samples N] [--system-prompt S]
+                          [--backend transformers|vllm] [--context-lengths 256,512] [--set KEY=VALUE ...]
+       python -m eval compare RESULTS... [-o FILE.md] [--label L ...] [--model SmolLM3-3B] [--table auto]
+       python -m eval suites
+
+Bad input (missing model folder, unknown suite, bad results file) prints one line on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+TABLE_CHOICES = ("auto", "base_en", "base_multilingual", "instruct_no_think", "instruct_think")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr, exit 2 (argparse would print the usage too)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _kv(text: str):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set wants KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def _lengths(text: str):
+    try:
+        out = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--context-lengths wants integers like 256,512, got {text!r}") from None
+    if not out or min(out) < 64:
+        raise argparse.ArgumentTypeError(f"--context-lengths wants integers >= 64, got {text!r}")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m eval", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="score a model on a suite with lighteval")
+    r.add_argument("--model", required=True, help="Hugging Face model folder or Hub id")
+    r.add_argument("--suite", required=True, help="tiny, offline, mc, math, humaneval, passkey, smollm3-base, ...")
+    r.add_argument("--output-dir", required=True)
+    r.add_argument("--max-samples", type=int)
+    r.add_argument("--system-prompt", help="e.g. /think or /no_think")
+    r.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
+    r.add_argument("--context-lengths", type=_lengths, default=(256, 512), help="passkey lengths (tokens)")
+    r.add_argument("--data-dir", help="keep the generated offline data here (default: a temp dir)")
+    r.add_argument("--set", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="model option, e.g. batch_size=4, dtype=bfloat16, tensor_parallel_size=1")
+    c = sub.add_parser("compare", help="markdown table: measured vs published")
+    c.add_argument("results", nargs="+", help="lighteval results_*.json files or eval output folders")
+    c.add_argument("-o", "--output", help="write the markdown here (default: stdout)")
+    c.add_argument("--label", action="append", help="stage label per results argument, in order")
+    c.add_argument("--model", default="SmolLM3-3B", help="published column to compare with")
+    c.add_argument("--table", default="auto", choices=TABLE_CHOICES)
+    sub.add_parser("suites", help="list the suites and what lighteval 0.13 can run of the published ones")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from eval.compare import ResultsError
+    from eval.published import PublishedError
+    from eval.run import EvalInputError
+
+    try:
+        if args.cmd == "run":
+            from eval.run import run_eval
+
+            scores = run_eval(args.model, args.suite, args.output_dir, max_samples=args.max_samples,
+                              system_prompt=args.system_prompt, backend=args.backend,
+                              context_lengths=args.context_lengths, data_dir=args.data_dir, **dict(args.set))
+            print(json.dumps(scores, indent=2))
+        elif args.cmd == "compare":
+            from eval.compare import compare
+
+            text = compare(args.results, args.label, args.model, args.table)
+            if args.output:
+                with open(args.output, "w") as f:
+                    f.write(text)
+                print(f"wrote {args.output}")
+            else:
+                print(text)
+        else:
+            from eval.specs import main as list_suites
+
+            return list_suites()
+    except (EvalInputError, ResultsError, PublishedError) as e:
+        print(f"python -m eval {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""Published SmolLM3 numbers (eval/published/*.yaml): load, validate, and match to lighteval result entries.
+
+Usage: from eval.published import load_tables; tables = load_tables()   # {table name: table dict}
+
+Each table: models (column order), benchmarks {key: {name, source, values {model: percent|null},
+measured_by {tasks, metrics, scale}, optional proxy {tasks, metrics, scale, note}, optional note}}.
+measured_by.tasks are lighteval task names (a superset name such as arc_cf averages its subtasks);
+the first metric of measured_by.metrics present in the results is used; scale converts to percent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+PUBLISHED_DIR = Path(__file__).parent / "published"
+TABLES = ("base_en", "base_multilingual", "instruct_no_think", "instruct_think")
+
+
+class PublishedError(ValueError):
+    pass
+
+
+def _check_table(path: Path, t) -> dict:
+    def need(cond, field):
+        if not cond:
+            raise PublishedError(f"{path}: bad or missing field {field}")
+
+    need(isinstance(t, dict), "(top level)")
+    need(isinstance(t.get("models"), list) and t["models"], "models")
+    need(isinstance(t.get("benchmarks"), dict) and t["benchmarks"], "benchmarks")
+    for key, b in t["benchmarks"].items():
+        need(isinstance(b, dict) and isinstance(b.get("name"), str), f"benchmarks.{key}.name")
+        need(isinstance(b.get("source"), str) and b["source"], f"benchmarks.{key}.source")
+        vals = b.get("values")
+        need(isinstance(vals, dict) and set(vals) <= set(t["models"]), f"benchmarks.{key}.values")
+        for m, v in vals.items():
+            need(v is None or isinstance(v, (int, float)) and 0 <= v <= 100, f"benchmarks.{key}.values.{m}")
+        for part in ("measured_by", "proxy"):
+            if part in b or part == "measured_by":
+                mb = b.get(part)
+                need(isinstance(mb, dict) and isinstance(mb.get("tasks"), list)
+                     and isinstance(mb.get("metrics"), list) and isinstance(mb.get("scale", 100), (int, float)),
+                     f"benchmarks.{key}.{part}")
+    return t
+
+
+def load_tables(directory=PUBLISHED_DIR) -> dict:
+    out = {}
+    for name in TABLES:
+        path = Path(directory) / f"{name}.yaml"
+        try:
+            out[name] = _check_table(path, yaml.safe_load(path.read_text()))
+        except (OSError, yaml.YAMLError) as e:
+            raise PublishedError(f"{path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    return out
+
+
+def task_of(result_key: str) -> str:
+    """'mmlu_cf:anatomy|0' -> 'mmlu_cf:anatomy' (lighteval result keys are task|fewshot)."""
+    head, _, tail = result_key.rpartition("|")
+    return head if head and tail.isdigit() else result_key
+
+
+def measure(results: dict, spec: dict) -> tuple[float | None, list[tuple[str, str]]]:
+    """Percent score of a benchmark from {task|fewshot: {metric: value}}: mean over spec tasks (a superset
+    task averages its subtasks); returns (value or None, [(result key, metric)] used)."""
+    per_task, used = [], []
+    for task in spec["tasks"]:
+        keys = [k for k in results if task_of(k) == task] or \
+               [k for k in results if task_of(k).split(":")[0] == task and ":" in task_of(k)]
+        vals = []
+        for k in keys:
+            metric = next((m for m in spec["metrics"] if isinstance(results[k].get(m), (int, float))), None)
+            if metric is not None:
+                vals.append(float(results[k][metric]))
+                used.append((k, metric))
+        if vals:
+            per_task.append(sum(vals) / len(vals))
+    if not per_task:
+        return None, []
+    return sum(per_task) / len(per_task) * spec.get("scale", 100), used

@@ -1,0 +1,259 @@
+"""Score a Hugging Face causal LM folder (or Hub id) on a suite through lighteval's Python API.
+
+Usage: python -m eval run --model MODEL --suite tiny --output-dir DIR [--max-samples N] [--system-prompt S]
+       from eval.run import run_eval; scores = run_eval("path/to/model", "tiny", "out/")
+
+Offline suites (eval.offline_data.OFFLINE_SUITES) register ONLY the project's tasks: lighteval 0.13 imports its
+~650 built-in task modules on every Registry(), and some reach the network at import time.
+Published suites (eval/suites/published.yaml) use lighteval 0.13's built-in tasks, loaded module by module
+(a module that cannot import is skipped instead of failing the run), and need the network.
+Every run gets a fresh lighteval sample cache (its cache is keyed on model path + config, not weights).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+from eval import specs
+from eval.offline_data import OFFLINE_SUITES
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class EvalInputError(ValueError):
+    """Bad user input (missing model, unknown suite, bad file): reported as one line, exit code 2."""
+
+
+def suite_names() -> list[str]:
+    return sorted(OFFLINE_SUITES) + sorted(specs.published_suites())
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no")
+
+
+def check_model(model: str) -> str:
+    """Absolute path of a local model folder, or a Hub id (only when the Hub may be reached)."""
+    if os.path.isdir(model):
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            raise EvalInputError(f"model folder {model} has no config.json")
+        return os.path.abspath(model)
+    local_looking = model.startswith((".", "/", "~")) or os.path.isdir(model.split("/")[0])
+    if HUB_ID.match(model) and not local_looking:
+        if _hub_offline():
+            raise EvalInputError(f"model folder {model} not found (HF_HUB_OFFLINE is set, so no Hub id)")
+        return model
+    raise EvalInputError(f"model folder {model} not found")
+
+
+def hide_nanotron_from_lighteval() -> None:
+    """lighteval imports nanotron whenever it is installed (evaluation_tracker, pipeline, info_loggers), and
+    nanotron 0.4 from PyPI cannot be imported (circular import): every lighteval import would fail. We never
+    use lighteval's nanotron backend, so make lighteval see nanotron as absent. Must run before those modules
+    are imported; harmless if they already were (then nanotron imported fine)."""
+    import functools
+
+    import lighteval.utils.imports as li
+
+    if getattr(li.is_package_available, "_hides_nanotron", False):
+        return
+    original = li.is_package_available
+
+    @functools.lru_cache()
+    def is_package_available(package):
+        return False if str(package) == "nanotron" else original(package)
+
+    is_package_available._hides_nanotron = True
+    li.is_package_available = is_package_available
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name.strip("/")) or "model"
+
+
+def _isolated_cache_cls():
+    from lighteval.utils.cache_management import SampleCache
+
+    class IsolatedSampleCache(SampleCache):
+        # lighteval joins cache_dir / model_name: an absolute model path would escape cache_dir
+        # (pathlib drops the prefix) and write parquet files into the model folder itself.
+        def __init__(self, model_config):
+            super().__init__(model_config.model_copy(update={"model_name": _safe_name(model_config.model_name)}))
+
+    return IsolatedSampleCache
+
+
+def _fixed_registry_cls(base_configs: dict | None = None):
+    """A Registry over given built-in configs (none: only the custom module's tasks) that imports no
+    lighteval task module itself: Registry() imports all ~650 and fails on any that cannot import."""
+    from lighteval.tasks.registry import Registry
+
+    class FixedRegistry(Registry):
+        def __init__(self, tasks=None, load_multilingual=False, custom_tasks=None):
+            self.tasks_list = self._get_full_task_list_from_input_string(tasks) if tasks else []
+            self._load_multilingual, self._custom_tasks = load_multilingual, custom_tasks
+            self._task_registry = dict(base_configs or {})
+            if custom_tasks is not None:
+                self._task_registry.update(Registry._extract_configs(Registry.create_custom_tasks_module(custom_tasks)))
+            self.task_to_configs = self._update_task_configs()
+
+    return FixedRegistry
+
+
+def _only_custom_registry_cls():
+    return _fixed_registry_cls(None)
+
+
+def _pipeline(tasks, params, tracker, model_config, registry_cls):
+    """lighteval's Pipeline, built with our Registry class and a sample cache that stays inside cache_dir."""
+    import contextlib
+
+    import lighteval.pipeline as lp
+    from lighteval.models.transformers import transformers_model as tm
+    from lighteval.models.vllm import vllm_model as vm
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(lp, "Registry", registry_cls))
+        for module in (tm, vm):
+            stack.enter_context(mock.patch.object(module, "SampleCache", _isolated_cache_cls()))
+        return lp.Pipeline(tasks=tasks, pipeline_parameters=params, evaluation_tracker=tracker,
+                           model_config=model_config)
+
+
+def _model_config(model, backend, cache_dir, system_prompt, generation, opts, chat_template):
+    from lighteval.models.model_input import GenerationParameters
+    from lighteval.models.transformers.transformers_model import TransformersModelConfig
+    from lighteval.models.vllm.vllm_model import VLLMModelConfig
+
+    known = set(TransformersModelConfig.model_fields) | set(VLLMModelConfig.model_fields) | {"max_model_length"}
+    unknown = sorted(set(opts) - known)
+    if unknown:
+        raise EvalInputError(f"unknown model option(s) {', '.join(unknown)} (see lighteval's model configs)")
+    bad_gen = sorted(set(generation) - set(GenerationParameters.model_fields))
+    if bad_gen:
+        raise EvalInputError(f"unknown generation parameter(s) {', '.join(bad_gen)}")
+    gen = GenerationParameters(**generation)
+    if backend == "vllm":
+        kw = {k: v for k, v in opts.items() if k in VLLMModelConfig.model_fields}
+        return VLLMModelConfig(model_name=model, generation_parameters=gen, system_prompt=system_prompt,
+                               cache_dir=cache_dir, override_chat_template=chat_template, **kw)
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return TransformersModelConfig(
+        model_name=model, generation_parameters=gen, system_prompt=system_prompt, cache_dir=cache_dir,
+        device="cuda" if cuda else "cpu", dtype=opts.get("dtype") or ("bfloat16" if cuda else "float32"),
+        batch_size=opts.get("batch_size") or (None if cuda else 32), override_chat_template=chat_template,
+        max_length=opts.get("max_length") or opts.get("max_model_length"),
+    )
+
+
+def _tune_cpu_threads(model: str) -> None:
+    """Tiny models on CPU: one intra-op thread (more only adds contention; measured 2x faster on 2 busy cores)."""
+    import torch
+
+    if torch.cuda.is_available() or not os.path.isfile(os.path.join(model, "config.json")):
+        return
+    cfg = json.loads(Path(model, "config.json").read_text())
+    if cfg.get("hidden_size", 10**6) * cfg.get("num_hidden_layers", 10**6) <= 512 * 8:
+        torch.set_num_threads(1)
+
+
+def flat_scores(results: dict) -> dict:
+    """{task|fewshot: {metric: value}} without stderr entries or the 'all' average."""
+    return {task: {m: float(v) if isinstance(v, (int, float)) else v for m, v in metrics.items()
+                   if not m.endswith("_stderr")} for task, metrics in results.items() if task != "all"}
+
+
+def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None = None,
+             system_prompt: str | None = None, backend: str = "transformers", context_lengths=(256, 512),
+             data_dir=None, save_details: bool = True, **opts) -> dict:
+    """Run `suite` on the model with lighteval; write lighteval's results (and details) into output_dir.
+
+    Returns {"task|fewshot": {metric: value}}. opts: batch_size, dtype, max_length (transformers) or any
+    VLLMModelConfig field (vllm); generation overrides via generation={...}. A
+    published suite runs the tasks lighteval 0.13 knows and prints the skipped ones.
+    """
+    model = check_model(str(model_path))
+    if suite not in suite_names():
+        raise EvalInputError(f"unknown suite {suite!r} (known: {', '.join(suite_names())})")
+    if backend not in ("transformers", "vllm"):
+        raise EvalInputError(f"unknown backend {backend!r} (transformers or vllm)")
+    if backend == "vllm":
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise EvalInputError("backend vllm asked but the vllm package is not installed")
+    if suite not in OFFLINE_SUITES and _hub_offline():
+        raise EvalInputError(f"suite {suite} downloads its datasets from the Hub, but HF_HUB_OFFLINE is set")
+    hide_nanotron_from_lighteval()
+    from lighteval.logging.evaluation_tracker import EvaluationTracker
+    from lighteval.pipeline import ParallelismManager, PipelineParameters
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    context_lengths = tuple(int(x) for x in context_lengths)
+
+    with tempfile.TemporaryDirectory(prefix="lighteval-cache-") as cache_dir:
+        if suite in OFFLINE_SUITES:
+            from eval.offline_data import write_offline_data
+            from eval.offline_tasks import build_tasks_module, task_specs
+
+            tok = _tokenizer(model)
+            data = Path(data_dir) if data_dir else Path(cache_dir) / "data"
+            write_offline_data(data, tok, context_lengths)
+            custom = build_tasks_module(data, suite, context_lengths)
+            tasks = ",".join(task_specs(suite, context_lengths))
+            if max_samples is None:
+                max_samples = OFFLINE_SUITES[suite]["max_samples"]
+            generation, chat_template, multilingual = {"temperature": 0.0}, False, False
+            registry_cls = _only_custom_registry_cls()
+        else:
+            s = specs.published_suites()[suite]
+            builtin = specs.builtin_task_configs(True, offline=False)[0]  # online: ifeval fetches nltk data
+            runnable, skipped = specs.runnable_specs(s, set(builtin))
+            for spec, why in skipped:
+                print(f"[eval] skipping {spec}: {why}", file=sys.stderr)
+            if not runnable:
+                raise EvalInputError(f"suite {suite}: no task lighteval 0.13 can run")
+            tasks, custom, multilingual = ",".join(runnable), None, True
+            registry_cls = _fixed_registry_cls(builtin)
+            generation, chat_template = dict(s["generation"]), s.get("use_chat_template", False)
+            if system_prompt is None:
+                system_prompt = s.get("system_prompt")
+            opts = {**s.get("model_args", {}), **opts}
+        generation.update(opts.pop("generation", {}) or {})
+        params = PipelineParameters(
+            launcher_type=ParallelismManager.VLLM if backend == "vllm" else ParallelismManager.NONE,
+            custom_tasks_directory=custom, max_samples=max_samples, load_tasks_multilingual=multilingual,
+        )
+        tracker = EvaluationTracker(output_dir=str(output_dir), save_details=save_details,
+                                    results_path_template="{output_dir}/results")
+        config = _model_config(model, backend, cache_dir, system_prompt, generation, opts, chat_template)
+        if backend == "transformers":
+            _tune_cpu_threads(model)
+        import datasets
+
+        # offline data is regenerated per run: keep its `datasets` cache (and lighteval's parquet reads) in
+        # the run's temp dir instead of piling up in ~/.cache/huggingface/datasets
+        local = Path(cache_dir) / "datasets" if custom is not None else datasets.config.HF_DATASETS_CACHE
+        with mock.patch.object(datasets.config, "HF_DATASETS_CACHE", local):
+            pipeline = _pipeline(tasks, params, tracker, config, registry_cls)
+            pipeline.evaluate()
+            pipeline.save_and_push_results()
+        results = tracker.results["results"]  # what the results file holds (get_results() renames task keys)
+    meta = {"model": model, "suite": suite, "max_samples": max_samples, "system_prompt": system_prompt,
+            "backend": backend, "context_lengths": list(context_lengths), "scores": flat_scores(results)}
+    (output_dir / "eval_run.json").write_text(json.dumps(meta, indent=2, default=str))
+    return meta["scores"]
+
+
+def _tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model)
