@@ -1,0 +1,150 @@
+"""SmolLM3 model configuration for nanotron 0.4, with the mapping to/from transformers' SmolLM3Config.
+
+Usage (inside a nanotron YAML, section ``model.model_config``): the fields below, HF-style names.
+``is_smollm3_config`` (and ``no_rope_layer_interval``, ``rope_theta``, ``use_doc_masking``) are keys
+nanotron's ``LlamaConfig`` lacks, so the config loader keeps the section for this class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class SmolLM3Config:
+    """Architecture of SmolLM3 (defaults: the 3B model of the published recipe, stage 1)."""
+
+    bos_token_id: Optional[int] = 128000
+    eos_token_id: Optional[int] = 128001
+    pad_token_id: Optional[int] = None
+    hidden_act: str = "silu"
+    hidden_size: int = 2048
+    intermediate_size: int = 11008
+    num_hidden_layers: int = 36
+    num_attention_heads: int = 16
+    num_key_value_heads: int = 4
+    vocab_size: int = 128256
+    max_position_embeddings: int = 4096
+    rope_theta: float = 50000.0
+    # RoPE is skipped in layer i (0-based) iff (i + 1) % no_rope_layer_interval == 0; 0/None: RoPE everywhere.
+    no_rope_layer_interval: Optional[int] = 4
+    rms_norm_eps: float = 1e-6
+    tie_word_embeddings: bool = True
+    initializer_range: float = 0.02
+    # Intra-document attention: position ids restart at 0 at every document start inside a packed row.
+    use_doc_masking: bool = True
+    is_smollm3_config: bool = True  # marker, like nanotron's `is_llama_config`
+
+    def __post_init__(self):
+        self.rope_theta = float(self.rope_theta)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} not divisible by {self.num_attention_heads} heads")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads {self.num_attention_heads} not divisible by "
+                f"num_key_value_heads {self.num_key_value_heads}"
+            )
+        if self.hidden_act != "silu":
+            raise ValueError(f"SmolLM3 uses a SiLU-gated MLP, got hidden_act={self.hidden_act!r}")
+        if (self.hidden_size // self.num_attention_heads) % 2:
+            raise ValueError("head dimension must be even for RoPE")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def uses_rope(self, layer_idx: int) -> bool:
+        interval = self.no_rope_layer_interval
+        return not interval or (layer_idx + 1) % interval != 0
+
+    @property
+    def no_rope_layers(self) -> List[int]:
+        """HF convention: 1 = RoPE, 0 = NoPE, one entry per layer."""
+        return [int(self.uses_rope(i)) for i in range(self.num_hidden_layers)]
+
+    # ---- transformers mapping -------------------------------------------------------------------
+    def to_hf_dict(self) -> Dict[str, Any]:
+        """Keyword arguments for ``transformers.SmolLM3Config``."""
+        return dict(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            num_key_value_heads=self.num_key_value_heads,
+            hidden_act=self.hidden_act,
+            max_position_embeddings=self.max_position_embeddings,
+            initializer_range=self.initializer_range,
+            rms_norm_eps=self.rms_norm_eps,
+            use_cache=True,
+            pad_token_id=self.pad_token_id,
+            bos_token_id=self.bos_token_id,
+            eos_token_id=self.eos_token_id,
+            rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta},
+            use_sliding_window=False,
+            no_rope_layers=self.no_rope_layers,
+            no_rope_layer_interval=self.no_rope_layer_interval or self.num_hidden_layers + 1,
+            attention_bias=False,
+            mlp_bias=False,
+            attention_dropout=0.0,
+            tie_word_embeddings=self.tie_word_embeddings,
+            architectures=["SmolLM3ForCausalLM"],
+        )
+
+    @classmethod
+    def from_hf(cls, hf_config: Any, **overrides) -> "SmolLM3Config":
+        """From a ``transformers.SmolLM3Config`` (or its dict); refuses layouts this model cannot express."""
+        get = hf_config.get if isinstance(hf_config, dict) else (lambda k, d=None: getattr(hf_config, k, d))
+        rope = get("rope_parameters") or {}
+        theta = rope.get("rope_theta", get("rope_theta", 10000.0))
+        if rope.get("rope_type", "default") != "default":
+            raise ValueError(f"only default RoPE is supported, got rope_type={rope.get('rope_type')!r}")
+        if get("attention_bias") or get("mlp_bias"):
+            raise ValueError("attention/MLP biases are not part of SmolLM3 and not supported")
+        if get("use_sliding_window"):
+            raise ValueError("sliding-window attention is not supported")
+        head_dim = get("head_dim")
+        if head_dim not in (None, get("hidden_size") // get("num_attention_heads")):
+            raise ValueError(f"head_dim {head_dim} != hidden_size / num_attention_heads")
+        config = cls(
+            bos_token_id=get("bos_token_id"),
+            eos_token_id=_first(get("eos_token_id")),
+            pad_token_id=get("pad_token_id"),
+            hidden_act=get("hidden_act", "silu"),
+            hidden_size=get("hidden_size"),
+            intermediate_size=get("intermediate_size"),
+            num_hidden_layers=get("num_hidden_layers"),
+            num_attention_heads=get("num_attention_heads"),
+            num_key_value_heads=get("num_key_value_heads") or get("num_attention_heads"),
+            vocab_size=get("vocab_size"),
+            max_position_embeddings=get("max_position_embeddings"),
+            rope_theta=theta,
+            no_rope_layer_interval=get("no_rope_layer_interval"),
+            rms_norm_eps=get("rms_norm_eps", 1e-6),
+            tie_word_embeddings=bool(get("tie_word_embeddings", True)),
+            initializer_range=get("initializer_range", 0.02),
+            **overrides,
+        )
+        hf_layers = get("no_rope_layers")
+        if hf_layers is not None and list(hf_layers) != config.no_rope_layers:
+            raise ValueError(
+                f"no_rope_layers {list(hf_layers)} is not the interval-{config.no_rope_layer_interval} pattern"
+            )
+        return config
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "SmolLM3Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown SmolLM3Config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+def _first(value):
+    return value[0] if isinstance(value, (list, tuple)) else value
