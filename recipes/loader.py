@@ -227,6 +227,7 @@ def load_stage(path: str | Path, overrides: list[str] = ()):
         parsed[key] = text.split("=", 1)[1]
         layers.add({key[-1]: value}, "<override>", prefix=key[:-1])
     recipe = validate(_STAGE_ADAPTER, layers, display(path), parsed)
+    recipe._recipe_dir = str(path.parent)
     check_paths(recipe, path.parent, display(path))
     return recipe
 

@@ -83,14 +83,14 @@ class StageRun:
         self.skip = False
         self.manifest: dict = {}
 
-    def _up_to_date(self) -> bool:
+    def up_to_date(self) -> bool:
         old = read_manifest(self.dir)
         return bool(old and old.get("status") == "completed" and old.get("recipe_sha256") == self.recipe_sha
                     and [i["manifest_sha256"] for i in old.get("inputs", [])]
                     == [i["manifest_sha256"] for i in self.inputs])
 
     def __enter__(self) -> "StageRun":
-        if self._up_to_date():
+        if self.up_to_date():
             self.skip = True
             print(f"[{self.recipe.stage}] up to date ({self.dir}/manifest.json): skipped", flush=True)
             return self

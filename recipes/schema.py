@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 Pos = Annotated[int, Field(gt=0)]
 NonNeg = Annotated[int, Field(ge=0)]
@@ -100,6 +100,12 @@ class Common(Strict):
     model: ModelConfig
     tokenizer: Tokenizer
     cluster: Cluster
+    _recipe_dir: Optional[str] = PrivateAttr(default=None)  # set by the loader: where the stage file lives
+
+    @property
+    def recipe_dir(self) -> Optional[str]:
+        """The recipe directory this stage was resolved from (its mixtures live there or in its parents)."""
+        return self._recipe_dir
 
 
 # ------------------------------------------------------------------------------------------------- data
