@@ -12,7 +12,7 @@ DRY_RUN ?=
 NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k longctx-64k
 STAGES := data midtrain sft apo merge
 
-.PHONY: help setup test test-fast smoke all plan check show clean $(STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron
+.PHONY: help setup test test-fast smoke all plan check show clean $(STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
 
 help:
 	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
@@ -20,6 +20,7 @@ help:
 	@echo "make plan RECIPE=recipes/smollm3-3b    batch, parallelism, steps, tokens, GPU-hours, memory per stage"
 	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) $(NANOTRON_STAGES) eval"
 	@echo "make pretrain-stage1 RECIPE=recipes/smollm3-3b LAUNCHER=slurm [DRY_RUN=1]   sbatch for the recipe's nodes"
+	@echo "make data-report RECIPE=...   what each stage's mixture will draw from every source"
 	@echo "make export-nanotron STAGE=pretrain-stage1 RECIPE=...   the stage as a config for the authors' nanotron"
 	@echo "make eval MODEL=<HF folder> SUITE=tiny   lighteval on one model; make eval-compare RESULTS=..."
 	@echo "make show STAGE=pretrain-stage1 RECIPE=...   the resolved stage recipe as JSON"
@@ -63,6 +64,10 @@ ifeq ($(LAUNCHER),slurm)
 else
 	$(PY) -m recipes run $(RECIPE)/$@.yaml $(OVERRIDES)
 endif
+
+# Per stage: source, category, weight, tokens available / drawn, epochs, category shares (warns on over-repetition).
+data-report: setup
+	$(PY) -m pretrain.data_report $(RECIPE) $(OVERRIDES)
 
 export-nanotron: setup
 	$(PY) -m pretrain export-nanotron $(RECIPE)/$(STAGE).yaml $(OVERRIDES)

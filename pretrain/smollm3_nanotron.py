@@ -515,6 +515,13 @@ class SmolLM3Trainer(DistributedTrainer):
             super().__init__(
                 config_file, config_class=config_class, model_config_class=SmolLM3Config, model_class=SmolLM3ForTraining
             )
+        if self.init_checkpoint_path is not None:
+            # nanotron 0.4 builds the LambdaLR after loading the optimizer: its constructor sets every group's
+            # lr to lr x lambda(0) (0 with a linear warmup), and loading the scheduler state restores the step
+            # count but not the groups' lr, so the first step after a resume would use lambda(0). Put back
+            # the lr of the resumed step.
+            for group, lr in zip(self.lr_scheduler.optimizer.param_groups, self.lr_scheduler.get_last_lr()):
+                group["lr"] = lr
 
     def save_checkpoint(self):
         # nanotron's save() sanity check broadcasts the tied parameters in place with autograd on,

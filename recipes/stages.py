@@ -18,7 +18,7 @@ from recipes.loader import load_recipe, load_stage
 STAGE_MODULES = {
     "data": ("pretrain.data_stage", "issue #3 (datatrove mixtures)"),
     "pretrain": ("pretrain.train_stage", "issue #5 (pretraining stages)"),
-    "longctx": ("midtrain.longctx_stage", "the long-context issue"),
+    "longctx": ("midtrain.longctx_stage", "issue #5 (nanotron stages)"),
     "midtrain": ("midtrain.reasoning_stage", "the reasoning mid-training issue"),
     "sft": ("posttrain.sft_stage", "the SFT issue"),
     "apo": ("posttrain.apo_stage", "the APO issue"),
@@ -52,6 +52,9 @@ def run_stage(path, overrides=()) -> int:
               f"{STAGE_MODULES[recipe.kind][1]}", file=sys.stderr)
         return 3
     if recipe.kind in NANOTRON_KINDS and "LOCAL_RANK" not in os.environ:
+        if module.up_to_date(recipe):
+            print(f"[{recipe.stage}] up to date: skipped", flush=True)
+            return 0
         from pretrain.launch import launch
         return launch(path, overrides)
     t0 = time.time()

@@ -1,0 +1,133 @@
+"""Benchmark: CPU time per training step of the nanotron path vs plain transformers + torch AdamW.
+
+Both sides train the tiny recipe's model (SmolLM3, GQA, NoPE every 4th layer, tied embeddings) on the same
+batch of packed documents from the tiny mixture, in one process: nanotron's trainer step (this repo's
+SmolLM3 model, compatibility layer, grouped AdamW, gradient clipping, LR schedule) against
+`SmolLM3ForCausalLM` + `torch.optim.AdamW` (forward, backward, clip, step). Printed as a ratio (target
+<= 1.3). Needs the tiny data (`make data`).
+
+Usage: .venv/bin/python bench/train_step.py [--steps 20] [--warmup 3] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import pretrain.nanotron_compat  # noqa: F401,E402
+import torch  # noqa: E402
+
+from pretrain.dataloader import micro_batch  # noqa: E402
+from pretrain.mixture import MixtureSampler  # noqa: E402
+from pretrain.nanotron_config import nanotron_config  # noqa: E402
+from pretrain.train_stage import StageTrainer, token_ids  # noqa: E402
+from recipes.loader import load_stage  # noqa: E402
+
+ONE_PROCESS = ["parallelism.dp=1", "parallelism.tp=1", "batch.global_batch_tokens=1024",
+               "steps.train_steps=10000", "lr_schedule.warmup_steps=10"]  # 1 micro-batch of 4 x 256 per step
+
+
+def cpu_time(fn, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    t0 = time.process_time()
+    for _ in range(steps):
+        fn()
+    return (time.process_time() - t0) / steps
+
+
+class TimedTrainer(StageTrainer):
+    """Records the CPU time of every training step (forward, backward, optimizer, schedule)."""
+
+    def post_init(self):
+        super().post_init()
+        self.step_cpu = []
+
+    def training_step(self, dataloader):
+        t0 = time.process_time()
+        out = super().training_step(dataloader)
+        self.step_cpu.append(time.process_time() - t0)
+        return out
+
+
+def nanotron_cpu_per_step(recipe, batch, tmp: Path, steps: int, warmup: int) -> float:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="localhost", MASTER_PORT=str(port))
+    ids, _ = token_ids(recipe)
+    config = nanotron_config(recipe, checkpoints_dir=tmp / "ckpt", token_ids=ids)
+    config.tokens.train_steps = warmup + steps
+    config.checkpoints.checkpoint_interval = 10**9
+    config.logging.log_level = "error"
+    config.logging.iteration_step_info_interval = 10**9
+    config.save_as_yaml(tmp / "config.yaml")
+    trainer = TimedTrainer(str(tmp / "config.yaml"))
+
+    def loader():
+        while True:
+            yield batch
+
+    trainer.train(loader())
+    timed = trainer.step_cpu[warmup:]
+    return sum(timed) / len(timed)
+
+
+def hf_step_fn(recipe, batch):
+    from transformers import SmolLM3Config, SmolLM3ForCausalLM
+
+    m = recipe.model
+    ids, _ = token_ids(recipe)
+    cfg = SmolLM3Config(bos_token_id=ids["bos"], eos_token_id=ids["eos"], pad_token_id=ids["pad"], vocab_size=m.vocab_size, hidden_size=m.hidden_size, intermediate_size=m.intermediate_size,
+                        num_hidden_layers=m.num_hidden_layers, num_attention_heads=m.num_attention_heads,
+                        num_key_value_heads=m.num_key_value_heads, max_position_embeddings=m.max_position_embeddings,
+                        no_rope_layer_interval=m.no_rope_layer_interval, tie_word_embeddings=m.tie_word_embeddings,
+                        rms_norm_eps=m.rms_norm_eps, rope_parameters={"rope_type": "default", "rope_theta": m.rope_theta})
+    model = SmolLM3ForCausalLM(cfg).train()
+    o = recipe.optimizer
+    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
+                            weight_decay=o.weight_decay)
+    inputs, labels = batch["input_ids"], batch["label_ids"]
+
+    def step():
+        logits = model(input_ids=inputs, position_ids=batch["position_ids"]).logits
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    import tempfile
+
+    recipe = load_stage(REPO / "recipes/tiny/pretrain-stage1.yaml", ONE_PROCESS)
+    sampler = MixtureSampler.from_stage(recipe)
+    batch = micro_batch(sampler, 0, recipe.batch.micro_batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        hf = cpu_time(hf_step_fn(recipe, batch), args.steps, args.warmup)
+        nt = nanotron_cpu_per_step(recipe, batch, Path(tmp), args.steps, args.warmup)
+    tokens = batch["input_ids"].numel()
+    print(f"batch: {tuple(batch['input_ids'].shape)} = {tokens} tokens, {args.threads} threads, "
+          f"{args.steps} steps after {args.warmup} warm-up")
+    print(f"transformers + AdamW : {hf * 1e3:8.1f} ms CPU per step")
+    print(f"nanotron (this repo) : {nt * 1e3:8.1f} ms CPU per step")
+    print(f"ratio nanotron / transformers: {nt / hf:.2f}  (target <= 1.3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Mid-training: RoPE-theta long-context extension (nanotron) and reasoning mid-training (TRL)."""

@@ -1,0 +1,232 @@
+"""A pretraining or long-context stage on nanotron 0.4, run in every torchrun rank.
+
+- pretrain-stage1 starts the run from scratch; pretrain-stage2/3 continue it from the previous stage's last
+  checkpoint with the next mixture, keeping optimizer, LR schedule and step count (the published WSD);
+- longctx-32k/64k start a new run from the previous stage's weights (new RoPE theta, longer sequences);
+- a stage killed halfway resumes from its latest COMPLETE checkpoint: the batches after the resume are the
+  ones an uninterrupted run would have seen (pretrain.dataloader), so the loss sequence is identical;
+- the nanotron config used is saved as `runs/<recipe>/<stage>/nanotron_config.yaml`, per-step losses in
+  `losses.jsonl` (and TensorBoard when installed), the final checkpoint converted to `hf/`.
+
+Usage: make pretrain-stage1 RECIPE=recipes/tiny   (python -m recipes run recipes/tiny/pretrain-stage1.yaml)
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import pretrain.nanotron_compat  # noqa: F401  (must come before nanotron)
+import torch
+from nanotron import distributed as dist
+
+from pretrain.dataloader import mixture_batches
+from pretrain.mixture import MixtureSampler
+from pretrain.nanotron_config import nanotron_config
+from pretrain.smollm3_nanotron import SmolLM3Trainer
+from recipes.derive import derived, nanotron_steps
+from recipes.loader import RecipeError, display
+from recipes.rundir import StageRun, stage_dir
+from recipes.schema import NanotronStage
+
+COMPLETE = "COMPLETE"  # written in a checkpoint folder once every rank has finished writing it
+
+
+def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """Checkpoints whose write finished on every rank, oldest first (an interrupted one has no marker)."""
+    if not ckpt_dir.is_dir():
+        return []
+    done = [p for p in ckpt_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / COMPLETE).is_file()]
+    return sorted(done, key=lambda p: int(p.name))
+
+
+def token_ids(r: NanotronStage) -> tuple[dict, Optional[str]]:
+    """bos / eos / pad ids (the recipe's, else the tokenizer folder's) and a local tokenizer path."""
+    from pretrain.data_tokenizer import tokenizer_dir
+
+    tok = r.tokenizer
+    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id}
+    if tok.kind == "hub":
+        return ids, None
+    local = tokenizer_dir(r)
+    if not local.exists():
+        raise RecipeError(display(local), "tokenizer.name_or_path", "no tokenizer here: run `make data` first")
+    from transformers import AutoTokenizer
+
+    t = AutoTokenizer.from_pretrained(str(local))
+    if len(t) != r.model.vocab_size:
+        raise RecipeError(display(local), "model.vocab_size",
+                          f"tokenizer has {len(t)} tokens but the model {r.model.vocab_size}")
+    for key, value in (("bos", t.bos_token_id), ("eos", t.eos_token_id), ("pad", t.pad_token_id)):
+        ids[key] = ids[key] if ids[key] is not None else value
+    return ids, str(local)
+
+
+def stage_inputs(r: NanotronStage) -> list[Path]:
+    """The run directories this stage consumes: the data, and the stage it starts from."""
+    return [stage_dir(r.name, "data")] + ([stage_dir(r.name, r.init_from)] if r.init_from else [])
+
+
+def up_to_date(r: NanotronStage) -> bool:
+    """Completed before with the same recipe and inputs (checked before torchrun is started)."""
+    return StageRun(r, inputs=stage_inputs(r)).up_to_date()
+
+
+def start_point(r: NanotronStage) -> tuple[Optional[Path], Optional[Path], list[Path]]:
+    """(checkpoint to resume, weights to start from, input stage dirs) for this stage."""
+    own = complete_checkpoints(stage_dir(r.name, r.stage) / "checkpoints")
+    inputs = stage_inputs(r)
+    prev = stage_dir(r.name, r.init_from) if r.init_from else None
+    if own:
+        return own[-1], None, inputs
+    if r.init_from is None:
+        return None, None, inputs
+    prev_ckpts = complete_checkpoints(prev / "checkpoints")
+    if not prev_ckpts:
+        raise RecipeError(display(prev), "init_from", f"no complete checkpoint of {r.init_from}: run it first "
+                                                      f"(make {r.init_from})")
+    same_run = r.init_from in r.steps.stage_starts
+    return (prev_ckpts[-1], None, inputs) if same_run else (None, prev_ckpts[-1], inputs)
+
+
+class StageTrainer(SmolLM3Trainer):
+    """SmolLM3Trainer that marks complete checkpoints and records per-step losses."""
+
+    def post_init(self):
+        self.loss_log = None
+        self.writer = None
+
+    def post_save_checkpoint(self):
+        dist.barrier(self.parallel_context.world_pg)
+        if dist.get_rank(self.parallel_context.world_pg) == 0:
+            path = Path(self.config.checkpoints.checkpoints_path) / str(self.iteration_step)
+            (path / COMPLETE).write_text(json.dumps({"step": self.iteration_step,
+                                                     "consumed_train_samples": self.consumed_train_samples}))
+        dist.barrier(self.parallel_context.world_pg)
+
+    def training_step(self, dataloader):
+        outputs, loss_avg = super().training_step(dataloader)
+        if loss_avg is not None and self.loss_log is not None:
+            lr = self.lr_scheduler.get_last_lr()[0]
+            self.loss_log.write(json.dumps({"step": self.iteration_step, "loss": float(loss_avg), "lr": lr,
+                                            "time": time.time()}) + "\n")
+            self.loss_log.flush()
+            if self.writer is not None:
+                self.writer.add_scalar("train/loss", float(loss_avg), self.iteration_step)
+                self.writer.add_scalar("train/lr", lr, self.iteration_step)
+        return outputs, loss_avg
+
+
+def _tensorboard(log_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(log_dir))
+
+
+def run(r: NanotronStage) -> None:
+    sdir = stage_dir(r.name, r.stage)
+    world_rank = int(os.environ.get("RANK", "0"))
+    ids, tokenizer_path = token_ids(r)
+    resume, init_weights, inputs = start_point(r)
+    st, d = nanotron_steps(r), derived(r)
+    config = nanotron_config(r, checkpoints_dir=sdir / "checkpoints", token_ids=ids, resume_from=resume,
+                             init_weights=init_weights, tokenizer_path=tokenizer_path)
+    sdir.mkdir(parents=True, exist_ok=True)
+    # Every rank builds the same config from the recipe and the checkpoints on disk, and gives nanotron its
+    # own copy (a file left by an earlier, killed run must never be read); rank 0 keeps the record.
+    config_path = sdir / f".nanotron_config.rank{world_rank}.yaml"
+    config.save_as_yaml(config_path)
+    if world_rank == 0:
+        tmp = sdir / f".nanotron_config.{os.getpid()}.yaml"
+        config.save_as_yaml(tmp)
+        tmp.replace(sdir / "nanotron_config.yaml")
+    sampler = MixtureSampler.from_stage(r, eos_id=ids["eos"])
+    manifest = StageRun(r, inputs=inputs) if world_rank == 0 else None
+    if manifest is not None:
+        manifest.__enter__()
+    if resume is not None and int(resume.name) >= st["last_step"]:  # trained, killed before it was converted
+        if manifest is not None:
+            with_manifest(manifest, lambda: finish(r, sdir, manifest, tokenizer_path, sampler))
+        return
+    try:
+        trainer = StageTrainer(str(config_path))
+        config_path.unlink()
+        model = trainer.unwrapped_model
+        samples_before_stage = (st["first_step"] - 1) * d["global_batch_seqs"] if r.kind == "pretrain" else 0
+        start = trainer.consumed_train_samples - samples_before_stage
+        loader = mixture_batches(sampler, start_sample=start, micro_batch_size=r.batch.micro_batch_size,
+                                 grad_accum=d["grad_accum"], parallel_context=trainer.parallel_context,
+                                 input_pp_rank=model.input_pp_rank, output_pp_rank=model.output_pp_rank)
+        if trainer.iteration_step < st["last_step"]:
+            with open(sdir / f"losses.rank{world_rank}.jsonl", "a") as log:
+                trainer.loss_log = log
+                trainer.writer = _tensorboard(sdir / "tensorboard") if world_rank == 0 else None
+                trainer.train(loader)
+            if trainer.iteration_step % r.checkpoints.interval:
+                trainer.save_checkpoint()
+        dist.barrier(trainer.parallel_context.world_pg)
+        if manifest is not None:
+            finish(r, sdir, manifest, tokenizer_path, sampler)
+    except BaseException as e:
+        if manifest is not None:
+            manifest.__exit__(type(e), e, None)
+        raise
+    if manifest is not None:
+        manifest.__exit__(None, None, None)
+
+
+def with_manifest(manifest: StageRun, fn) -> None:
+    """Run fn, then close the stage manifest as completed (or failed, re-raising)."""
+    try:
+        fn()
+    except BaseException as e:
+        manifest.__exit__(type(e), e, None)
+        raise
+    manifest.__exit__(None, None, None)
+
+
+def losses(sdir: Path) -> list[dict]:
+    """Per-step losses of a stage (from the logging rank's file), one entry per step, last write wins."""
+    by_step = {}
+    for f in sorted(sdir.glob("losses.rank*.jsonl")):
+        for line in f.read_text().splitlines():
+            if line.strip():
+                e = json.loads(line)
+                by_step[e["step"]] = e
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def hf_loss(hf_dir: Path, sampler, n_samples: int = 8) -> float:
+    """Mean next-token loss of the converted transformers model on the stage's first training samples."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
+    rows = torch.stack([torch.from_numpy(sampler.sample(i).astype("int64")) for i in range(n_samples)])
+    with torch.no_grad():
+        return float(model(input_ids=rows[:, :-1], labels=rows[:, :-1]).loss)
+
+
+def finish(r: NanotronStage, sdir: Path, manifest: StageRun, tokenizer_path: Optional[str], sampler) -> None:
+    """Rank 0: convert the last checkpoint to a Hugging Face folder and record headline metrics."""
+    import math
+
+    from pretrain.convert import convert
+
+    last = complete_checkpoints(sdir / "checkpoints")[-1]
+    convert(last, sdir / "hf", tokenizer=Path(tokenizer_path) if tokenizer_path else None, overwrite=True)
+    manifest.metrics.update(hf_loss_on_training_samples=hf_loss(sdir / "hf", sampler),
+                            chance_loss=math.log(r.model.vocab_size))
+    steps = losses(sdir)
+    mine = [e for e in steps if e["step"] >= nanotron_steps(r)["first_step"]]
+    manifest.outputs += ["checkpoints", "hf", "nanotron_config.yaml"]
+    manifest.metrics.update(last_checkpoint=str(last), steps=len(mine), mixture=r.data.mixture,
+                            first_step=nanotron_steps(r)["first_step"], last_step=nanotron_steps(r)["last_step"],
+                            first_loss=mine[0]["loss"] if mine else None,
+                            last_loss=mine[-1]["loss"] if mine else None)
+    print(f"[{r.stage}] loss {manifest.metrics['first_loss']} -> {manifest.metrics['last_loss']} "
+          f"over {len(mine)} steps; HF model in {sdir / 'hf'} (loss {manifest.metrics['hf_loss_on_training_samples']:.3f} "
+          f"on training samples, chance {manifest.metrics['chance_loss']:.3f})", flush=True)

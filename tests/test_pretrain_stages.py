@@ -1,0 +1,178 @@
+"""Pretraining and long-context stages on nanotron (CPU, gloo, 2 processes): stage chaining, mixture
+switching, WSD corners, exact resume after kill -9, conversion of the result."""
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import REPO, run_cli
+
+# A short version of the tiny run: stages 1 / 2 / 3 = steps 1-10 / 11-13 / 14-16, checkpoints every 4 steps.
+RUN = ["steps.train_steps=16", "steps.stage_starts.pretrain-stage1=1", "steps.stage_starts.pretrain-stage2=11",
+       "steps.stage_starts.pretrain-stage3=14", "checkpoints.interval=4", "lr_schedule.warmup_steps=3"]
+LC = ["steps.train_steps=4", "lr_schedule.warmup_steps=1", "lr_schedule.decay_start=1", "lr_schedule.decay_steps=3",
+      "checkpoints.interval=2"]
+
+
+def stage(runs, name, *overrides, check=True):
+    env = dict(os.environ, SMOLLM3_RUNS=str(runs))
+    out = subprocess.run([sys.executable, "-m", "recipes", "run", f"recipes/tiny/{name}.yaml", *overrides],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    if check:
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out
+
+
+def descendants(pid):
+    """pid and every process below it (torchrun's workers run in sessions of their own)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def losses(stage_dir):
+    by_step = {}
+    for f in sorted(stage_dir.glob("losses.rank*.jsonl")):
+        for line in f.read_text().splitlines():
+            e = json.loads(line)
+            by_step[e["step"]] = e
+    return by_step
+
+
+@pytest.fixture(scope="module")
+def data_runs(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    stage(runs, "data")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def chain(data_runs):
+    """The three pretraining stages and both long-context stages, one after the other."""
+    for s in ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3"):
+        stage(data_runs, s, *RUN)
+    stage(data_runs, "longctx-32k", *LC)
+    stage(data_runs, "longctx-64k", *LC)
+    return data_runs / "tiny"
+
+
+@pytest.mark.slow
+def test_stages_continue_one_run_and_switch_mixture_at_their_start_step(chain):
+    expected = {"pretrain-stage1": (1, 10, "stage1"), "pretrain-stage2": (11, 13, "stage2"),
+                "pretrain-stage3": (14, 16, "stage3")}
+    for name, (first, last, mixture) in expected.items():
+        m = json.loads((chain / name / "manifest.json").read_text())
+        assert m["status"] == "completed" and m["metrics"]["mixture"] == mixture
+        assert sorted(losses(chain / name)) == list(range(first, last + 1))
+        cfg = yaml.safe_load((chain / name / "nanotron_config.yaml").read_text())
+        assert cfg["tokens"]["train_steps"] == last
+    # stage 2 resumes the run from stage 1's last checkpoint (weights, optimizer, schedule, step)
+    cfg2 = yaml.safe_load((chain / "pretrain-stage2" / "nanotron_config.yaml").read_text())
+    assert cfg2["checkpoints"]["resume_checkpoint_path"].endswith("pretrain-stage1/checkpoints/10")
+    inputs = json.loads((chain / "pretrain-stage3" / "manifest.json").read_text())["inputs"]
+    assert [i["stage"] for i in inputs] == ["data", "pretrain-stage2"]
+    # each stage's batches come from its own mixture, counted from the stage's first sample
+    for name in ("pretrain-stage2", "pretrain-stage3"):
+        m = json.loads((chain / name / "manifest.json").read_text())
+        assert m["recipe"]["data"]["mixture"] == expected[name][2]
+        assert m["metrics"]["first_step"] == expected[name][0]
+
+
+def wsd(step, lr=3e-3, warmup=3, decay_start=14, decay_steps=3):
+    """The published WSD shape, written from its description: linear warmup, constant, linear decay to 0."""
+    if step <= warmup:
+        return lr * step / warmup
+    if step < decay_start:
+        return lr
+    return lr * max(0.0, (decay_steps - (step - decay_start)) / decay_steps)
+
+
+@pytest.mark.slow
+def test_lr_follows_wsd_across_the_three_stages(chain):
+    lrs = {}
+    for name in ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3"):
+        lrs.update({s: e["lr"] for s, e in losses(chain / name).items()})
+    # nanotron logs the lr used for the step's update, i.e. the schedule evaluated at the step index - 1 + 1
+    for step, lr in lrs.items():
+        assert lr == pytest.approx(wsd(step), abs=1e-12), (step, lr)
+    assert lrs[3] == pytest.approx(3e-3) and lrs[13] == pytest.approx(3e-3) and lrs[16] == pytest.approx(1e-3)
+
+
+@pytest.mark.slow
+def test_pretraining_learns_and_converts_to_hf(chain):
+    first = losses(chain / "pretrain-stage1")[1]["loss"]
+    last = losses(chain / "pretrain-stage3")[16]["loss"]
+    assert abs(first - math.log(4096)) < 0.3  # starts at chance
+    assert last < first - 1.0
+    m = json.loads((chain / "pretrain-stage3" / "manifest.json").read_text())["metrics"]
+    assert m["hf_loss_on_training_samples"] < m["chance_loss"] - 1.0
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained(chain / "pretrain-stage3" / "hf")
+    assert model.config.no_rope_layer_interval == 4 and model.config.tie_word_embeddings
+    assert len(AutoTokenizer.from_pretrained(chain / "pretrain-stage3" / "hf")) == 4096
+
+
+@pytest.mark.slow
+def test_long_context_stages_extend_theta_and_length_at_dp2_and_tp2(chain):
+    for name, theta, seq, (dp, tp) in (("longctx-32k", 2e6, 512, (2, 1)), ("longctx-64k", 5e6, 1024, (1, 2))):
+        cfg = yaml.safe_load((chain / name / "nanotron_config.yaml").read_text())
+        assert cfg["model"]["model_config"]["rope_theta"] == theta
+        assert cfg["tokens"]["sequence_length"] == seq
+        assert (cfg["parallelism"]["dp"], cfg["parallelism"]["tp"]) == (dp, tp)
+        assert cfg["checkpoints"]["resume_checkpoint_path"] is None  # a new run, from the previous weights
+        assert cfg["model"]["init_method"]["path"].endswith("/checkpoints/" + ("16" if name == "longctx-32k" else "4"))
+        assert sorted(losses(chain / name)) == [1, 2, 3, 4]
+        from transformers import AutoConfig
+        hf = AutoConfig.from_pretrained(chain / name / "hf")
+        assert hf.max_position_embeddings == seq and hf.rope_parameters["rope_theta"] == theta
+
+
+@pytest.mark.slow
+def test_completed_stage_is_skipped(chain, data_runs):
+    t0 = time.time()
+    out = stage(data_runs, "pretrain-stage2", *RUN)
+    assert "up to date" in out.stdout and time.time() - t0 < 30
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_gives_the_uninterrupted_losses(chain, data_runs, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(data_runs / "tiny" / "data", runs / "tiny" / "data")
+    env = dict(os.environ, SMOLLM3_RUNS=str(runs))
+    cmd = [sys.executable, "-m", "recipes", "run", "recipes/tiny/pretrain-stage1.yaml", *RUN]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    sdir = runs / "tiny" / "pretrain-stage1"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not sdir.exists() or max(losses(sdir), default=0) < 5):
+        time.sleep(0.1)
+    for pid in descendants(proc.pid):  # kill -9 the whole job: launcher, torchrun and both ranks
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    done = sorted(int(p.name) for p in (sdir / "checkpoints").iterdir() if (p / "COMPLETE").exists())
+    assert done and done[-1] < 10, done  # killed mid-stage, after a complete checkpoint
+    # an interrupted checkpoint write (no COMPLETE marker) must never be taken as the latest
+    (sdir / "checkpoints" / "9").mkdir()
+    stage(runs, "pretrain-stage1", *RUN)
+    resumed, uninterrupted = losses(sdir), losses(chain / "pretrain-stage1")
+    assert sorted(resumed) == list(range(1, 11))
+    for step in range(1, 11):
+        assert abs(resumed[step]["loss"] - uninterrupted[step]["loss"]) <= 1e-6, step
