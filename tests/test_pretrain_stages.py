@@ -107,7 +107,7 @@ def test_lr_follows_wsd_across_the_three_stages(chain):
     lrs = {}
     for name in ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3"):
         lrs.update({s: e["lr"] for s, e in losses(chain / name).items()})
-    # nanotron logs the lr used for the step's update, i.e. the schedule evaluated at the step index - 1 + 1
+    # the logged lr is read after the step's scheduler update: the schedule evaluated at this step index
     for step, lr in lrs.items():
         assert lr == pytest.approx(wsd(step), abs=1e-12), (step, lr)
     assert lrs[3] == pytest.approx(3e-3) and lrs[13] == pytest.approx(3e-3) and lrs[16] == pytest.approx(1e-3)
