@@ -221,12 +221,16 @@ def finish(r: NanotronStage, sdir: Path, manifest: StageRun, tokenizer_path: Opt
     manifest.metrics.update(hf_loss_on_training_samples=hf_loss(sdir / "hf", sampler),
                             chance_loss=math.log(r.model.vocab_size))
     steps = losses(sdir)
-    mine = [e for e in steps if e["step"] >= nanotron_steps(r)["first_step"]]
+    mine = [e["loss"] for e in steps if e["step"] >= nanotron_steps(r)["first_step"]]
+    k = max(1, min(5, len(mine) // 2))
     manifest.outputs += ["checkpoints", "hf", "nanotron_config.yaml"]
     manifest.metrics.update(last_checkpoint=str(last), steps=len(mine), mixture=r.data.mixture,
                             first_step=nanotron_steps(r)["first_step"], last_step=nanotron_steps(r)["last_step"],
-                            first_loss=mine[0]["loss"] if mine else None,
-                            last_loss=mine[-1]["loss"] if mine else None)
-    print(f"[{r.stage}] loss {manifest.metrics['first_loss']} -> {manifest.metrics['last_loss']} "
-          f"over {len(mine)} steps; HF model in {sdir / 'hf'} (loss {manifest.metrics['hf_loss_on_training_samples']:.3f} "
-          f"on training samples, chance {manifest.metrics['chance_loss']:.3f})", flush=True)
+                            loss_first_steps=sum(mine[:k]) / k if mine else None,
+                            loss_last_steps=sum(mine[-k:]) / k if mine else None)
+    m = manifest.metrics
+    if mine:
+        print(f"[{r.stage}] mean loss of the first / last {k} steps: {m['loss_first_steps']:.3f} -> "
+              f"{m['loss_last_steps']:.3f} ({len(mine)} steps)", flush=True)
+    print(f"[{r.stage}] HF model in {sdir / 'hf'}: loss {m['hf_loss_on_training_samples']:.3f} on training samples "
+          f"(chance {m['chance_loss']:.3f})", flush=True)
