@@ -7,23 +7,14 @@ Bad input exits with code 2 and one line `file: field: message` on stderr.
 """
 from __future__ import annotations
 
-import argparse
-import signal
 import sys
 
-from recipes.loader import RecipeError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"{self.prog}: {message}", file=sys.stderr)
-        sys.exit(2)
+from recipes.cli import OneLineParser, guarded
 
 
 def main(argv=None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    ap = _Parser(prog="python -m pretrain", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    ap = OneLineParser(prog="python -m pretrain", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
     ex = sub.add_parser("export-nanotron", help="write the stage in the schema of the authors' nanotron configs")
     ex.add_argument("recipe")
     ex.add_argument("overrides", nargs="*")
@@ -35,21 +26,20 @@ def main(argv=None) -> int:
     la.add_argument("--launcher", choices=["local", "slurm"], default="local")
     la.add_argument("--dry-run", action="store_true", help="write the launch script only")
     args = ap.parse_args(argv)
-    try:
-        if args.cmd == "export-nanotron":
-            from pretrain.export_nanotron import export, write
-            text = write(export(args.recipe, args.overrides, args.data_root), args.output)
-            if not args.output:
-                print(text, end="")
-            else:
-                print(f"wrote {args.output}", file=sys.stderr)
-        elif args.cmd == "launch":
-            from pretrain.launch import launch
-            return launch(args.recipe, args.overrides, launcher=args.launcher, dry_run=args.dry_run)
-    except RecipeError as e:
-        print(str(e), file=sys.stderr)
-        return 2
-    return 0
+    return guarded(_command, args)
+
+
+def _command(args) -> int:
+    if args.cmd == "export-nanotron":
+        from pretrain.export_nanotron import export, write
+        text = write(export(args.recipe, args.overrides, args.data_root), args.output)
+        if not args.output:
+            print(text, end="")
+        else:
+            print(f"wrote {args.output}", file=sys.stderr)
+        return 0
+    from pretrain.launch import launch
+    return launch(args.recipe, args.overrides, launcher=args.launcher, dry_run=args.dry_run)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ line `file: field: message` on stderr, exit code 2, nothing written.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -429,26 +428,26 @@ def _describe(s: SourceSpec) -> str:
 
 
 def main(argv=None) -> int:
-    from recipes.loader import load_stage
+    from recipes.cli import OneLineParser, guarded
 
-    ap = argparse.ArgumentParser(prog="python -m pretrain.data_stage", description=__doc__.split("\n")[0])
+    ap = OneLineParser(prog="python -m pretrain.data_stage", description=__doc__.split("\n")[0])
     ap.add_argument("recipe", help="a data stage recipe, e.g. recipes/tiny/data.yaml")
     ap.add_argument("overrides", nargs="*")
     ap.add_argument("--dry-run", action="store_true", help="print the plan (and Slurm scripts); write nothing")
-    args = ap.parse_args(argv)
-    try:
-        recipe = load_stage(args.recipe, args.overrides)
-        if recipe.kind != "data":
-            raise RecipeError(display(args.recipe), "kind", f"must be data (got {recipe.kind})")
-        if args.dry_run:
-            print(dry_run(recipe, Path(args.recipe).parent))
-        else:
-            run(recipe, Path(args.recipe).parent)
-    except RecipeError as e:
-        print(str(e), file=sys.stderr)
-        return 2
-    return 0
+    return guarded(_command, ap.parse_args(argv))
 
+
+def _command(args) -> int:
+    from recipes.loader import load_stage
+
+    recipe = load_stage(args.recipe, args.overrides)
+    if recipe.kind != "data":
+        raise RecipeError(display(args.recipe), "kind", f"must be data (got {recipe.kind})")
+    if args.dry_run:
+        print(dry_run(recipe, Path(args.recipe).parent))
+    else:
+        run(recipe, Path(args.recipe).parent)
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

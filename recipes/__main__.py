@@ -10,26 +10,18 @@ Bad input exits with code 2 and one line `file: field: message` on stderr.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import signal
 import sys
 
+from recipes.cli import OneLineParser, guarded
 from recipes.derive import derived, plan_row
 from recipes.loader import RecipeError, load_recipe, load_stage
 from recipes.plan_table import format_plan
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"{self.prog}: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv=None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
-    ap = _Parser(prog="python -m recipes", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    ap = OneLineParser(prog="python -m recipes", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
     show = sub.add_parser("show", help="print one resolved stage recipe as JSON")
     show.add_argument("recipe")
     show.add_argument("overrides", nargs="*")
@@ -48,32 +40,32 @@ def main(argv=None) -> int:
         p.add_argument("recipe" if name == "run" else "recipe_dir")
         p.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
-    try:
-        if args.cmd == "show":
-            r = load_stage(args.recipe, args.overrides)
-            print(json.dumps({**r.model_dump(mode="json"), "derived": derived(r)}, indent=2))
-        elif args.cmd == "plan":
-            if not 0 < args.mfu <= 1:
-                raise RecipeError("--mfu", "", f"must be in (0, 1] (got {args.mfu})")
-            recipes = load_recipe(args.recipe_dir, args.overrides)
-            rows = [plan_row(r, mfu=args.mfu, peak_tflops=args.peak_tflops) for r in recipes.values()]
-            if args.json:
-                print(json.dumps(rows, indent=2))
-            else:
-                gpu = next(iter(recipes.values())).cluster
-                print(format_plan(rows, mfu=args.mfu, peak=args.peak_tflops or gpu.peak_tflops, gpu=gpu.gpu))
-        elif args.cmd == "check":
-            recipes = load_recipe(args.recipe_dir, args.overrides)
-            print(f"{args.recipe_dir}: {len(recipes)} stages valid: {', '.join(recipes)}")
-        elif args.cmd == "run":
-            from recipes.stages import run_stage
-            return run_stage(args.recipe, args.overrides)
-        elif args.cmd == "pipeline":
-            from recipes.stages import run_pipeline
-            return run_pipeline(args.recipe_dir, args.overrides)
-    except RecipeError as e:
-        print(str(e), file=sys.stderr)
-        return 2
+    return guarded(_command, args)
+
+
+def _command(args) -> int:
+    if args.cmd == "show":
+        r = load_stage(args.recipe, args.overrides)
+        print(json.dumps({**r.model_dump(mode="json"), "derived": derived(r)}, indent=2))
+    elif args.cmd == "plan":
+        if not 0 < args.mfu <= 1:
+            raise RecipeError("--mfu", "", f"must be in (0, 1] (got {args.mfu})")
+        recipes = load_recipe(args.recipe_dir, args.overrides)
+        rows = [plan_row(r, mfu=args.mfu, peak_tflops=args.peak_tflops) for r in recipes.values()]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            gpu = next(iter(recipes.values())).cluster
+            print(format_plan(rows, mfu=args.mfu, peak=args.peak_tflops or gpu.peak_tflops, gpu=gpu.gpu))
+    elif args.cmd == "check":
+        recipes = load_recipe(args.recipe_dir, args.overrides)
+        print(f"{args.recipe_dir}: {len(recipes)} stages valid: {', '.join(recipes)}")
+    elif args.cmd == "run":
+        from recipes.stages import run_stage
+        return run_stage(args.recipe, args.overrides)
+    elif args.cmd == "pipeline":
+        from recipes.stages import run_pipeline
+        return run_pipeline(args.recipe_dir, args.overrides)
     return 0
 
 
