@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -176,3 +177,28 @@ def test_kill_9_then_resume_gives_the_uninterrupted_losses(chain, data_runs, tmp
     assert sorted(resumed) == list(range(1, 11))
     for step in range(1, 11):
         assert abs(resumed[step]["loss"] - uninterrupted[step]["loss"]) <= 1e-6, step
+
+
+def test_published_wsd_corners_through_nanotron_scheduler():
+    """The smollm3-3b schedule as nanotron builds it from this repo's config: warmup to 2e-4 over 2,000 steps,
+    constant until step 4,198,001, linear decay to 0 over the last 522,000 steps."""
+    import torch
+
+    from pretrain.nanotron_config import nanotron_config  # imports the compatibility layer first
+    from recipes.loader import load_stage
+    from nanotron.helpers import lr_scheduler_builder
+
+    r = load_stage(REPO / "recipes/smollm3-3b/pretrain-stage2.yaml")
+    cfg = nanotron_config(r, checkpoints_dir=Path("unused"), token_ids={"bos": 128000, "eos": 128001})
+    from nanotron.optim.named_optimizer import NamedOptimizer
+
+    opt = NamedOptimizer(named_params_or_groups=[("w", torch.nn.Parameter(torch.zeros(1)))],
+                         optimizer_builder=lambda groups: torch.optim.SGD(groups, lr=2e-4))
+    sched = lr_scheduler_builder(opt, cfg.optimizer.learning_rate_scheduler, total_training_steps=4_720_000)
+    lr = lambda step: 2e-4 * sched.lr_lambdas[0](step)  # noqa: E731
+    assert lr(1000) == pytest.approx(1e-4) and lr(2000) == pytest.approx(2e-4)
+    assert lr(2001) == pytest.approx(2e-4) and lr(4_198_000) == pytest.approx(2e-4)
+    assert lr(4_198_001) == pytest.approx(2e-4)  # decay starts here
+    assert lr(4_198_001 + 261_000) == pytest.approx(1e-4)  # half way down
+    assert lr(4_720_000) == pytest.approx(2e-4 / 522_000) and lr(4_720_001) == 0.0
+    assert cfg.tokens.train_steps == 4_198_000  # stage 2 ends the step before stage 3 starts
