@@ -21,6 +21,8 @@ from pathlib import Path
 from unittest import mock
 
 from eval import specs
+from eval.lighteval_compat import (fixed_registry_cls, hide_nanotron_from_lighteval, lighteval_pipeline,
+                                  only_custom_registry_cls)
 from eval.offline_data import OFFLINE_SUITES
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -50,80 +52,6 @@ def check_model(model: str) -> str:
             raise EvalInputError(f"model folder {model} not found (HF_HUB_OFFLINE is set, so no Hub id)")
         return model
     raise EvalInputError(f"model folder {model} not found")
-
-
-def hide_nanotron_from_lighteval() -> None:
-    """lighteval imports nanotron whenever it is installed (evaluation_tracker, pipeline, info_loggers), and
-    nanotron 0.4 from PyPI cannot be imported (circular import): every lighteval import would fail. We never
-    use lighteval's nanotron backend, so make lighteval see nanotron as absent. Must run before those modules
-    are imported; harmless if they already were (then nanotron imported fine)."""
-    import functools
-
-    import lighteval.utils.imports as li
-
-    if getattr(li.is_package_available, "_hides_nanotron", False):
-        return
-    original = li.is_package_available
-
-    @functools.lru_cache()
-    def is_package_available(package):
-        return False if str(package) == "nanotron" else original(package)
-
-    is_package_available._hides_nanotron = True
-    li.is_package_available = is_package_available
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name.strip("/")) or "model"
-
-
-def _isolated_cache_cls():
-    from lighteval.utils.cache_management import SampleCache
-
-    class IsolatedSampleCache(SampleCache):
-        # lighteval joins cache_dir / model_name: an absolute model path would escape cache_dir
-        # (pathlib drops the prefix) and write parquet files into the model folder itself.
-        def __init__(self, model_config):
-            super().__init__(model_config.model_copy(update={"model_name": _safe_name(model_config.model_name)}))
-
-    return IsolatedSampleCache
-
-
-def _fixed_registry_cls(base_configs: dict | None = None):
-    """A Registry over given built-in configs (none: only the custom module's tasks) that imports no
-    lighteval task module itself: Registry() imports all ~650 and fails on any that cannot import."""
-    from lighteval.tasks.registry import Registry
-
-    class FixedRegistry(Registry):
-        def __init__(self, tasks=None, load_multilingual=False, custom_tasks=None):
-            self.tasks_list = self._get_full_task_list_from_input_string(tasks) if tasks else []
-            self._load_multilingual, self._custom_tasks = load_multilingual, custom_tasks
-            self._task_registry = dict(base_configs or {})
-            if custom_tasks is not None:
-                self._task_registry.update(Registry._extract_configs(Registry.create_custom_tasks_module(custom_tasks)))
-            self.task_to_configs = self._update_task_configs()
-
-    return FixedRegistry
-
-
-def _only_custom_registry_cls():
-    return _fixed_registry_cls(None)
-
-
-def _pipeline(tasks, params, tracker, model_config, registry_cls):
-    """lighteval's Pipeline, built with our Registry class and a sample cache that stays inside cache_dir."""
-    import contextlib
-
-    import lighteval.pipeline as lp
-    from lighteval.models.transformers import transformers_model as tm
-    from lighteval.models.vllm import vllm_model as vm
-
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch.object(lp, "Registry", registry_cls))
-        for module in (tm, vm):
-            stack.enter_context(mock.patch.object(module, "SampleCache", _isolated_cache_cls()))
-        return lp.Pipeline(tasks=tasks, pipeline_parameters=params, evaluation_tracker=tracker,
-                           model_config=model_config)
 
 
 def _model_config(model, backend, cache_dir, system_prompt, generation, opts, chat_template):
@@ -212,7 +140,7 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
             if max_samples is None:
                 max_samples = OFFLINE_SUITES[suite]["max_samples"]
             generation, chat_template, multilingual = {"temperature": 0.0}, False, False
-            registry_cls = _only_custom_registry_cls()
+            registry_cls = only_custom_registry_cls()
         else:
             s = specs.published_suites()[suite]
             builtin = specs.builtin_task_configs(True, offline=False)[0]  # online: ifeval fetches nltk data
@@ -222,7 +150,7 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
             if not runnable:
                 raise EvalInputError(f"suite {suite}: no task lighteval 0.13 can run")
             tasks, custom, multilingual = ",".join(runnable), None, True
-            registry_cls = _fixed_registry_cls(builtin)
+            registry_cls = fixed_registry_cls(builtin)
             generation, chat_template = dict(s["generation"]), s.get("use_chat_template", False)
             if system_prompt is None:
                 system_prompt = s.get("system_prompt")
@@ -243,7 +171,7 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
         # the run's temp dir instead of piling up in ~/.cache/huggingface/datasets
         local = Path(cache_dir) / "datasets" if custom is not None else datasets.config.HF_DATASETS_CACHE
         with mock.patch.object(datasets.config, "HF_DATASETS_CACHE", local):
-            pipeline = _pipeline(tasks, params, tracker, config, registry_cls)
+            pipeline = lighteval_pipeline(tasks, params, tracker, config, registry_cls)
             pipeline.evaluate()
             pipeline.save_and_push_results()
         results = tracker.results["results"]  # what the results file holds (get_results() renames task keys)

@@ -125,16 +125,16 @@ def test_only_project_tasks_are_registered(tmp_path, data_dir):
     """The offline registry imports none of lighteval's built-in task modules; 4-field specs fail in 0.13."""
     code = f"""
 import sys
-from eval.run import _only_custom_registry_cls, hide_nanotron_from_lighteval
+from eval.lighteval_compat import hide_nanotron_from_lighteval, only_custom_registry_cls
 hide_nanotron_from_lighteval()
 from eval.offline_tasks import build_tasks_module
 module = build_tasks_module({str(data_dir)!r}, "tiny", (256, 512))
-reg = _only_custom_registry_cls()(tasks="mc_cloze|0,passkey_256|0", custom_tasks=module)
+reg = only_custom_registry_cls()(tasks="mc_cloze|0,passkey_256|0", custom_tasks=module)
 print(sorted(reg.load_tasks()))
 print(sorted(reg._task_registry))
 print([m for m in sys.modules if m.startswith(("lighteval.tasks.tasks.", "lighteval.tasks.multilingual.tasks."))])
 try:
-    _only_custom_registry_cls()(tasks="custom|mc_cloze|0|1", custom_tasks=module)
+    only_custom_registry_cls()(tasks="custom|mc_cloze|0|1", custom_tasks=module)
     print("4-field accepted")
 except ValueError as e:
     print("4-field rejected")

@@ -90,16 +90,16 @@ def test_superset_resolution():
 
 def test_lighteval_registry_accepts_runnable_specs():
     """lighteval 0.13's own spec parser and superset expansion accept every converted spec (nothing is run)."""
-    from eval.run import _fixed_registry_cls, hide_nanotron_from_lighteval
+    from eval.lighteval_compat import fixed_registry_cls, hide_nanotron_from_lighteval
 
     hide_nanotron_from_lighteval()
     configs, _ = specs.builtin_task_configs(True, offline=True)
     for name in ("smollm3-base", "smollm3-instruct-think"):
         runnable, _ = specs.runnable_specs(specs.published_suites()[name], set(configs))
-        registry = _fixed_registry_cls(configs)(tasks=",".join(runnable))
+        registry = fixed_registry_cls(configs)(tasks=",".join(runnable))
         tasks = registry.load_tasks()  # LightevalTask objects; datasets are only fetched by load_datasets()
         expected = {f"{sub}|{shots}" for task, shots in (r.split("|") for r in runnable)
                     for sub in specs.resolve(task, configs)}
         assert set(tasks) == expected and len(expected) >= len(runnable)
     with pytest.raises(ValueError, match="Cannot find task"):  # the authors' 4-field form is not 0.13 syntax
-        _fixed_registry_cls(configs)(tasks="lighteval|belebele_eng_Latn_cf|0|1")
+        fixed_registry_cls(configs)(tasks="lighteval|belebele_eng_Latn_cf|0|1")

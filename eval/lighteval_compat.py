@@ -1,0 +1,90 @@
+"""Workarounds for lighteval 0.13, in one place (each function says which defect it covers).
+
+- lighteval imports nanotron whenever it is installed, and nanotron 0.4 from PyPI cannot be imported:
+  `hide_nanotron_from_lighteval`.
+- `Registry()` imports all ~650 built-in task modules, some of which reach the network at import time or
+  need extras we do not install: `fixed_registry_cls` / `only_custom_registry_cls` register only the
+  tasks we ask for.
+- the sample cache joins cache_dir and the model path; an absolute path escapes cache_dir and writes into
+  the model folder: `isolated_cache_cls`.
+`lighteval_pipeline` builds lighteval's Pipeline with the last two in place.
+"""
+
+from __future__ import annotations
+
+import re
+from unittest import mock
+
+
+def hide_nanotron_from_lighteval() -> None:
+    """lighteval imports nanotron whenever it is installed (evaluation_tracker, pipeline, info_loggers), and
+    nanotron 0.4 from PyPI cannot be imported (circular import): every lighteval import would fail. We never
+    use lighteval's nanotron backend, so make lighteval see nanotron as absent. Must run before those modules
+    are imported; harmless if they already were (then nanotron imported fine)."""
+    import functools
+
+    import lighteval.utils.imports as li
+
+    if getattr(li.is_package_available, "_hides_nanotron", False):
+        return
+    original = li.is_package_available
+
+    @functools.lru_cache()
+    def is_package_available(package):
+        return False if str(package) == "nanotron" else original(package)
+
+    is_package_available._hides_nanotron = True
+    li.is_package_available = is_package_available
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name.strip("/")) or "model"
+
+
+def isolated_cache_cls():
+    from lighteval.utils.cache_management import SampleCache
+
+    class IsolatedSampleCache(SampleCache):
+        # lighteval joins cache_dir / model_name: an absolute model path would escape cache_dir
+        # (pathlib drops the prefix) and write parquet files into the model folder itself.
+        def __init__(self, model_config):
+            super().__init__(model_config.model_copy(update={"model_name": safe_name(model_config.model_name)}))
+
+    return IsolatedSampleCache
+
+
+def fixed_registry_cls(base_configs: dict | None = None):
+    """A Registry over given built-in configs (none: only the custom module's tasks) that imports no
+    lighteval task module itself: Registry() imports all ~650 and fails on any that cannot import."""
+    from lighteval.tasks.registry import Registry
+
+    class FixedRegistry(Registry):
+        def __init__(self, tasks=None, load_multilingual=False, custom_tasks=None):
+            self.tasks_list = self._get_full_task_list_from_input_string(tasks) if tasks else []
+            self._load_multilingual, self._custom_tasks = load_multilingual, custom_tasks
+            self._task_registry = dict(base_configs or {})
+            if custom_tasks is not None:
+                self._task_registry.update(Registry._extract_configs(Registry.create_custom_tasks_module(custom_tasks)))
+            self.task_to_configs = self._update_task_configs()
+
+    return FixedRegistry
+
+
+def only_custom_registry_cls():
+    return fixed_registry_cls(None)
+
+
+def lighteval_pipeline(tasks, params, tracker, model_config, registry_cls):
+    """lighteval's Pipeline, built with our Registry class and a sample cache that stays inside cache_dir."""
+    import contextlib
+
+    import lighteval.pipeline as lp
+    from lighteval.models.transformers import transformers_model as tm
+    from lighteval.models.vllm import vllm_model as vm
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(lp, "Registry", registry_cls))
+        for module in (tm, vm):
+            stack.enter_context(mock.patch.object(module, "SampleCache", isolated_cache_cls()))
+        return lp.Pipeline(tasks=tasks, pipeline_parameters=params, evaluation_tracker=tracker,
+                           model_config=model_config)
