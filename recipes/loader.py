@@ -302,7 +302,6 @@ def check_paths(recipe, recipe_dir: Path, file: str):
 
 def check_cross_stage(recipes: dict, recipe_dir: Path):
     """Invariants between stages: stages of one nanotron run agree on its step boundaries."""
-    runs: dict[tuple, str] = {}
     for name, r in recipes.items():
         if getattr(r, "kind", None) not in ("pretrain", "longctx"):
             continue
@@ -313,7 +312,6 @@ def check_cross_stage(recipes: dict, recipe_dir: Path):
                 if tuple(o.steps.stage_starts.items()) + (o.steps.train_steps,) != key:
                     raise RecipeError(display(recipe_dir / f"{other}.yaml"), "steps",
                                       f"must equal the steps of {name} (same run) (got {o.steps.model_dump()})")
-        runs[key] = name
         if r.init_from is not None and r.init_from not in recipes:
             raise RecipeError(display(recipe_dir / f"{name}.yaml"), "init_from",
                               f"no stage named {r.init_from!r} in this recipe")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run_cli
+from conftest import REPO
 
 # A short version of the tiny run: stages 1 / 2 / 3 = steps 1-10 / 11-13 / 14-16, checkpoints every 4 steps.
 RUN = ["steps.train_steps=16", "steps.stage_starts.pretrain-stage1=1", "steps.stage_starts.pretrain-stage2=11",

@@ -81,6 +81,14 @@ def test_broken_recipe_is_one_line_exit_2(recipes_copy, case):
     assert not (recipes_copy / "runs").exists()
 
 
+def test_stages_of_one_run_must_agree_on_its_steps(recipes_copy):
+    edit(recipes_copy, "recipes/tiny/pretrain-stage2.yaml", set_key("steps", "train_steps", value=200))
+    out = run_cli("recipes", "pipeline", "recipes/tiny", cwd=recipes_copy)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert out.stderr.startswith("recipes/tiny/pretrain-stage2.yaml: steps: must equal the steps of pretrain-stage1")
+    assert not (recipes_copy / "runs").exists()
+
+
 def test_pipeline_validates_every_stage_before_running_any(recipes_copy):
     edit(recipes_copy, "recipes/tiny/apo.yaml", set_key("beta", value=-1))
     out = run_cli("recipes", "pipeline", "recipes/tiny", cwd=recipes_copy)
