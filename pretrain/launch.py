@@ -84,10 +84,9 @@ def launch(recipe_path, overrides=(), launcher: str = "local", dry_run: bool = F
     r = load_stage(recipe_path, overrides)
     if not isinstance(r, NanotronStage):
         raise RecipeError(display(recipe_path), "kind", f"must be pretrain or longctx to launch (got {r.kind!r})")
-    if r.parallelism.cp > 1 and not dry_run:
-        raise RecipeError(display(recipe_path), "parallelism.cp", f"nanotron 0.4 has no context parallelism: "
-                          f"set parallelism.cp=1 (and raise dp), or run `python -m pretrain export-nanotron` with "
-                          f"the authors' nanotron (got {r.parallelism.cp})")
+    if not dry_run:
+        from pretrain.train_stage import check_supported
+        check_supported(r)
     if launcher == "slurm":
         script = sbatch_script(r, recipe_path, overrides)
         path = stage_dir(r.name, r.stage) / "launch.sbatch"

@@ -71,6 +71,7 @@ def stage_inputs(r: NanotronStage) -> list[Path]:
 
 def up_to_date(r: NanotronStage) -> bool:
     """Completed before with the same recipe and inputs (checked before torchrun is started)."""
+    check_supported(r)
     return StageRun(r, inputs=stage_inputs(r)).up_to_date()
 
 
@@ -127,7 +128,21 @@ def _tensorboard(log_dir: Path):
     return SummaryWriter(str(log_dir))
 
 
+def check_supported(r: NanotronStage) -> None:
+    """What nanotron 0.4 and this model cannot do, refused before anything is written."""
+    from pretrain.smollm3_nanotron import NO_WEIGHT_DECAY_PATTERNS
+
+    file = display(Path(r.recipe_dir or ".") / f"{r.stage}.yaml")
+    if list(r.optimizer.weight_decay_exclude) != list(NO_WEIGHT_DECAY_PATTERNS):
+        raise RecipeError(file, "optimizer.weight_decay_exclude", f"only {list(NO_WEIGHT_DECAY_PATTERNS)} (the "
+                          f"embedding) is supported by pretrain/smollm3_nanotron.py (got {r.optimizer.weight_decay_exclude})")
+    if r.parallelism.cp > 1:
+        raise RecipeError(file, "parallelism.cp", "nanotron 0.4 has no context parallelism: set parallelism.cp=1 "
+                          f"(and raise dp), or export the stage for the authors' nanotron (got {r.parallelism.cp})")
+
+
 def run(r: NanotronStage) -> None:
+    check_supported(r)
     sdir = stage_dir(r.name, r.stage)
     world_rank = int(os.environ.get("RANK", "0"))
     ids, tokenizer_path = token_ids(r)

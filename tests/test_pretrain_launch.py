@@ -81,3 +81,11 @@ def test_bad_override_writes_no_launch_script(tmp_path):
     res = run_cli("pretrain", "launch", S1, "parallelism.dp=0", "--launcher", "slurm", "--dry-run", cwd=tmp_path)
     assert res.returncode == 2 and "parallelism.dp: must be > 0 (got 0)" in res.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_context_parallelism_is_refused_before_launch(tmp_path):
+    """nanotron 0.4 has no context parallelism: the published long-context layout (cp=4) is refused."""
+    res = run_cli("pretrain", "launch", REPO / "recipes/smollm3-3b/longctx-32k.yaml", "--launcher", "slurm",
+                  cwd=tmp_path)
+    assert res.returncode == 2 and "parallelism.cp: nanotron 0.4 has no context parallelism" in res.stderr
+    assert not (tmp_path / "runs").exists()
