@@ -25,18 +25,13 @@ from recipes.rundir import REPO, stage_dir
 from recipes.schema import NanotronStage
 
 
-def world_size(r: NanotronStage) -> int:
-    p = r.parallelism
-    return p.dp * p.tp * p.pp * p.cp
-
-
 def stage_args(recipe_path, overrides) -> list[str]:
     return ["-m", "recipes", "run", str(recipe_path), *overrides]
 
 
 def torchrun_command(r: NanotronStage, recipe_path, overrides) -> list[str]:
     torchrun = Path(sys.executable).with_name("torchrun")
-    return [str(torchrun), "--standalone", "--nnodes", "1", "--nproc_per_node", str(world_size(r)),
+    return [str(torchrun), "--standalone", "--nnodes", "1", "--nproc_per_node", str(derived(r)["gpus"]),
             *stage_args(recipe_path, overrides)]
 
 
