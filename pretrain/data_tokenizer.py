@@ -43,6 +43,9 @@ def datatrove_name(recipe) -> str:
 
 
 def _config_file(recipe) -> str:
+    """The file to name in a tokenizer error: the base.yaml of the recipe the stage was loaded from."""
+    if getattr(recipe, "recipe_dir", None):
+        return display(Path(recipe.recipe_dir) / "base.yaml")
     return f"recipes/{recipe.name}/base.yaml"
 
 
