@@ -202,3 +202,30 @@ def test_published_wsd_corners_through_nanotron_scheduler():
     assert lr(4_198_001 + 261_000) == pytest.approx(1e-4)  # half way down
     assert lr(4_720_000) == pytest.approx(2e-4 / 522_000) and lr(4_720_001) == 0.0
     assert cfg.tokens.train_steps == 4_198_000  # stage 2 ends the step before stage 3 starts
+
+
+# Golden losses (torchtitan-style): every step's loss of the short tiny run above (`chain`), recorded in
+# tests/golden/tiny_nanotron_losses.json. On one machine the run is deterministic (two fp32 gloo ranks give
+# the same losses bit for bit on every run, see the kill -9 test); the tolerance leaves room for other CPUs'
+# BLAS kernels, while a real change (model, data order, optimizer, schedule) moves losses by 1e-2 or more
+# within these steps. Refresh when a change is meant to move them:
+#   make golden      (SMOLLM3_REFRESH_GOLDEN=1 pytest tests/test_pretrain_stages.py -k golden)
+GOLDEN = REPO / "tests" / "golden" / "tiny_nanotron_losses.json"
+GOLDEN_ABS_TOL = 5e-4
+GOLDEN_STAGES = ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k", "longctx-64k")
+
+
+@pytest.mark.slow
+def test_losses_match_the_golden_losses(chain):
+    got = {name: {str(s): e["loss"] for s, e in sorted(losses(chain / name).items())} for name in GOLDEN_STAGES}
+    if os.environ.get("SMOLLM3_REFRESH_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps({"overrides": {"pretrain": RUN, "longctx": LC}, "abs_tol": GOLDEN_ABS_TOL,
+                                      "losses": got}, indent=1) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    assert golden["overrides"] == {"pretrain": RUN, "longctx": LC}, "the run changed: refresh with `make golden`"
+    for name in GOLDEN_STAGES:
+        assert list(got[name]) == list(golden["losses"][name]), name
+        for step, loss in got[name].items():
+            assert abs(loss - golden["losses"][name][step]) <= GOLDEN_ABS_TOL, (name, step, loss,
+                                                                              golden["losses"][name][step])
