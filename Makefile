@@ -12,11 +12,13 @@ DRY_RUN ?=
 NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k longctx-64k
 STAGES := data midtrain sft apo merge
 
-.PHONY: help setup test test-fast smoke all plan check show clean $(STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
+.PHONY: help setup test test-fast lint golden smoke all plan check show clean $(STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
 
 help:
 	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
 	@echo "make test                  run the test suite (slow tests included)"
+	@echo "make lint                  ruff: line length, import order, unused imports (pyproject.toml)"
+	@echo "make golden                re-record tests/golden/ when a change is meant to move the tiny losses"
 	@echo "make plan RECIPE=recipes/smollm3-3b    batch, parallelism, steps, tokens, GPU-hours, memory per stage"
 	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) $(NANOTRON_STAGES) eval"
 	@echo "make pretrain-stage1 RECIPE=recipes/smollm3-3b LAUNCHER=slurm [DRY_RUN=1]   sbatch for the recipe's nodes"
@@ -39,11 +41,18 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+lint: setup
+	$(PY) -m ruff check .
+
+# The golden losses of the short tiny nanotron run (tests/golden/): refresh only when a change is meant to move them.
+golden: setup
+	SMOLLM3_REFRESH_GOLDEN=1 $(PY) -m pytest -q tests/test_pretrain_stages.py -k golden
+
 smoke: setup
 	$(MAKE) --no-print-directory all RECIPE=recipes/tiny
 
 all: setup
-	$(PY) -m recipes pipeline $(RECIPE) $(OVERRIDES)
+	$(PY) -m pipeline all $(RECIPE) $(OVERRIDES)
 
 plan: setup
 	$(PY) -m recipes plan $(RECIPE) $(OVERRIDES)
@@ -55,19 +64,19 @@ show: setup
 	$(PY) -m recipes show $(RECIPE)/$(STAGE).yaml $(OVERRIDES)
 
 $(STAGES): setup
-	$(PY) -m recipes run $(RECIPE)/$@.yaml $(OVERRIDES)
+	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES)
 
 # Nanotron stages run under torchrun (CPU + gloo for tiny); LAUNCHER=slurm writes and submits an sbatch script.
 $(NANOTRON_STAGES): setup
 ifeq ($(LAUNCHER),slurm)
-	$(PY) -m pretrain launch $(RECIPE)/$@.yaml $(OVERRIDES) --launcher slurm $(if $(DRY_RUN),--dry-run)
+	$(PY) -m pipeline launch $(RECIPE)/$@.yaml $(OVERRIDES) --launcher slurm $(if $(DRY_RUN),--dry-run)
 else
-	$(PY) -m recipes run $(RECIPE)/$@.yaml $(OVERRIDES)
+	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES)
 endif
 
 # Per stage: source, category, weight, tokens available / drawn, epochs, category shares (warns on over-repetition).
 data-report: setup
-	$(PY) -m pretrain.data_report $(RECIPE) $(OVERRIDES)
+	$(PY) -m pretrain.data.report $(RECIPE) $(OVERRIDES)
 
 export-nanotron: setup
 	$(PY) -m pretrain export-nanotron $(RECIPE)/$(STAGE).yaml $(OVERRIDES)
@@ -79,7 +88,7 @@ eval: setup
 ifdef MODEL
 	$(PY) -m eval run --model $(MODEL) --suite $(SUITE) --output-dir $(or $(OUT),runs/eval/$(notdir $(MODEL))/$(SUITE))
 else
-	$(PY) -m recipes run $(RECIPE)/eval.yaml $(OVERRIDES)
+	$(PY) -m pipeline run $(RECIPE)/eval.yaml $(OVERRIDES)
 endif
 
 # Side by side with the published SmolLM3 numbers: make eval-compare RESULTS="runs/tiny/eval/pretrain-stage1 ..."

@@ -33,7 +33,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per process in both
 
 
 def corpus(mb: float) -> list[str]:
-    from pretrain import corpora
+    from pretrain.data import corpora
 
     base = [d["text"] for n in sorted(corpora.BUILTINS) for d in corpora.documents(n)]
     out, size, rep = [], 0, 0
@@ -51,7 +51,7 @@ def corpus(mb: float) -> list[str]:
 def train_tokenizer(texts: list[str], path: Path):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from pretrain.data_tokenizer import SPECIAL_TOKENS
+    from pretrain.data.tokenizer import SPECIAL_TOKENS
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -97,7 +97,7 @@ def project(tok_file: str, folder: Path, work: Path, workers: int) -> tuple[int,
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.tokens import DocumentTokenizer
 
-    from pretrain.data_blocks import LengthFilter
+    from pretrain.data.blocks import LengthFilter
 
     pipeline = [JsonlReader(str(folder), glob_pattern="*.jsonl", add_file_path=False), LengthFilter(64, None),
                 DocumentTokenizer(str(work / "tokenized"), tokenizer_name_or_path=tok_file,

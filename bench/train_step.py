@@ -20,12 +20,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+# isort: split
 import pretrain.nanotron_compat  # noqa: F401,E402
+
+# isort: split
 import torch  # noqa: E402
 
+from pretrain.data.mixture import MixtureSampler  # noqa: E402
 from pretrain.dataloader import micro_batch  # noqa: E402
-from pretrain.mixture import MixtureSampler  # noqa: E402
 from pretrain.nanotron_config import nanotron_config  # noqa: E402
+from pretrain.smollm3_config import SmolLM3Config as NanotronSmolLM3Config  # noqa: E402
 from pretrain.train_stage import StageTrainer, token_ids  # noqa: E402
 from recipes.loader import load_stage  # noqa: E402
 
@@ -82,13 +86,8 @@ def nanotron_cpu_per_step(recipe, batch, tmp: Path, steps: int, warmup: int) -> 
 def hf_step_fn(recipe, batch):
     from transformers import SmolLM3Config, SmolLM3ForCausalLM
 
-    m = recipe.model
     ids, _ = token_ids(recipe)
-    cfg = SmolLM3Config(bos_token_id=ids["bos"], eos_token_id=ids["eos"], pad_token_id=ids["pad"], vocab_size=m.vocab_size, hidden_size=m.hidden_size, intermediate_size=m.intermediate_size,
-                        num_hidden_layers=m.num_hidden_layers, num_attention_heads=m.num_attention_heads,
-                        num_key_value_heads=m.num_key_value_heads, max_position_embeddings=m.max_position_embeddings,
-                        no_rope_layer_interval=m.no_rope_layer_interval, tie_word_embeddings=m.tie_word_embeddings,
-                        rms_norm_eps=m.rms_norm_eps, rope_parameters={"rope_type": "default", "rope_theta": m.rope_theta})
+    cfg = SmolLM3Config(**NanotronSmolLM3Config.from_recipe(recipe.model, ids).to_hf_dict())
     model = SmolLM3ForCausalLM(cfg).train()
     o = recipe.optimizer
     opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,

@@ -95,7 +95,8 @@ def detail_table(rows: list[dict], model: str) -> str:
     out = [f"| Benchmark | lighteval entries | Measured | Published ({model}) | Delta | Match |",
            "|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {_cell(r['benchmark'])} | {_cell(', '.join(r['entries']))} | {_fmt(r['measured'])} | {_fmt(r['published'])}"
+        out.append(f"| {_cell(r['benchmark'])} | {_cell(', '.join(r['entries']))} | {_fmt(r['measured'])} | "
+                   f"{_fmt(r['published'])}"
                    f" | {_fmt(r['delta'], True)} | {r['match']} |")
     return "\n".join(out)
 
@@ -108,7 +109,8 @@ def summary_table(runs: list[tuple[str, list[dict]]], model: str) -> str:
                 order.append(r["benchmark"])
                 published[r["benchmark"]] = r["published"]
     labels = [lab for lab, _ in runs]
-    out = ["| Benchmark | " + " | ".join(map(_cell, labels)) + f" | Published ({model}) |", "|---" * (len(labels) + 2) + "|"]
+    out = ["| Benchmark | " + " | ".join(map(_cell, labels)) + f" | Published ({model}) |",
+           "|---" * (len(labels) + 2) + "|"]
     for bench in order:
         cells = [_fmt(next((r["measured"] for r in rows if r["benchmark"] == bench), None)) for _, rows in runs]
         out.append(f"| {_cell(bench)} | " + " | ".join(cells) + f" | {_fmt(published[bench])} |")
@@ -126,7 +128,8 @@ def compare(paths, labels=None, model: str = "SmolLM3-3B", table: str = "auto") 
         runs.append((label, rows_for(scores, config, model, table), f))
     parts = ["# Measured vs published SmolLM3 numbers",
              "Published values are percent (eval/published/*.yaml); measured lighteval scores are scaled to percent. "
-             "Match: exact = the published task, proxy = offline stand-in (see the yaml notes), none = no published number."]
+             "Match: exact = the published task, proxy = offline stand-in (see the yaml notes), none = no published "
+             "number."]
     if len(runs) > 1:
         parts += ["## Summary (stage x benchmark)", summary_table([(lab, rows) for lab, rows, _ in runs], model)]
     for label, rows, f in runs:

@@ -87,7 +87,8 @@ def _problem(rng: random.Random) -> tuple[str, str, int]:
     a, b, c = rng.randint(2, 40), rng.randint(2, 30), rng.randint(1, 12)
     if kind == 0:
         ans = a + b - c
-        q = f"{name} has {a} {item}s. {name} buys {b} more and then gives away {c}. How many {item}s does {name} have now?"
+        q = (f"{name} has {a} {item}s. {name} buys {b} more and then gives away {c}. "
+             f"How many {item}s does {name} have now?")
         sol = f"{name} has {a} + {b} - {c} = {ans} {item}s."
     elif kind == 1:
         a, b = rng.randint(2, 12), rng.randint(2, 12)
@@ -96,7 +97,8 @@ def _problem(rng: random.Random) -> tuple[str, str, int]:
         sol = f"There are {a} * {b} = {ans} {item}s."
     elif kind == 2:
         ans = a * c + b
-        q = f"{name} reads {a} pages a day for {c} days and then {b} more pages. How many pages does {name} read in total?"
+        q = (f"{name} reads {a} pages a day for {c} days and then {b} more pages. "
+             f"How many pages does {name} read in total?")
         sol = f"{name} reads {a} * {c} + {b} = {ans} pages."
     elif kind == 3:
         n, each = rng.randint(2, 9), rng.randint(2, 15)
@@ -105,7 +107,8 @@ def _problem(rng: random.Random) -> tuple[str, str, int]:
         sol = f"Each friend gets {n * each} / {n} = {ans} {item}s."
     else:
         ans = a * c + b
-        q = f"A shirt costs ${a} and a hat costs ${b}. {name} buys {c} shirts and one hat. How many dollars does {name} spend?"
+        q = (f"A shirt costs ${a} and a hat costs ${b}. {name} buys {c} shirts and one hat. "
+             f"How many dollars does {name} spend?")
         sol = f"{name} spends {a} * {c} + {b} = {ans} dollars."
     return q, f"{sol} The answer is {ans}.", ans
 
@@ -173,7 +176,8 @@ def write_offline_data(
     _write_jsonl(data_dir / "mc_cloze" / "test.jsonl", mc_items())
     train = math_items(MATH_TRAIN_SEED, n_math[0])
     _write_jsonl(data_dir / "math_word" / "train.jsonl", train)
-    _write_jsonl(data_dir / "math_word" / "test.jsonl", math_items(MATH_TEST_SEED, n_math[1], {r["question"] for r in train}))
+    test = math_items(MATH_TEST_SEED, n_math[1], {r["question"] for r in train})
+    _write_jsonl(data_dir / "math_word" / "test.jsonl", test)
     _write_jsonl(data_dir / "humaneval" / "test.jsonl", humaneval_items())
     for length in context_lengths:
         _write_jsonl(data_dir / f"passkey_{length}" / "test.jsonl", passkey_items(length, n_passkey, tokenizer))

@@ -21,8 +21,12 @@ from pathlib import Path
 from unittest import mock
 
 from eval import specs
-from eval.lighteval_compat import (fixed_registry_cls, hide_nanotron_from_lighteval, lighteval_pipeline,
-                                  only_custom_registry_cls)
+from eval.lighteval_compat import (
+    fixed_registry_cls,
+    hide_nanotron_from_lighteval,
+    lighteval_pipeline,
+    only_custom_registry_cls,
+)
 from eval.offline_data import OFFLINE_SUITES
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -6,13 +6,13 @@ long-context checkpoints get the recipe's `base_suite`; post-trained ones (sft, 
 dual mode) gets the instruct suite without one. Results go to `runs/<recipe>/eval/<stage>[-<mode>]/`, and
 `runs/<recipe>/eval/compare.md` puts every checkpoint side by side with the published SmolLM3 numbers.
 
-Usage: python -m recipes run recipes/tiny/eval.yaml      (or `make eval`)
+Usage: python -m pipeline run recipes/tiny/eval.yaml      (or `make eval`)
 """
 from __future__ import annotations
 
 from recipes.derive import PIPELINE
-from recipes.rundir import StageRun, read_manifest, stage_dir
 from recipes.schema import EvalStage
+from rundir import StageRun, read_manifest, stage_dir
 
 BASE_KINDS = ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k", "longctx-64k")
 DUAL_MODE = ("sft", "apo", "merge")

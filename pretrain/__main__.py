@@ -1,8 +1,7 @@
-"""Pretraining command line.
+"""Pretraining command line: the stage as a config for the authors' nanotron.
 
 Usage:
   python -m pretrain export-nanotron recipes/smollm3-3b/pretrain-stage1.yaml [key=value ...] [-o FILE] [--data-root URL]
-  python -m pretrain launch recipes/smollm3-3b/pretrain-stage1.yaml [key=value ...] [--launcher slurm] [--dry-run]
 Bad input exits with code 2 and one line `file: field: message` on stderr.
 """
 from __future__ import annotations
@@ -20,26 +19,19 @@ def main(argv=None) -> int:
     ex.add_argument("overrides", nargs="*")
     ex.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
     ex.add_argument("--data-root", default=None, help="root of the tokenized source folders")
-    la = sub.add_parser("launch", help="run a nanotron stage with torchrun, locally or through Slurm")
-    la.add_argument("recipe")
-    la.add_argument("overrides", nargs="*")
-    la.add_argument("--launcher", choices=["local", "slurm"], default="local")
-    la.add_argument("--dry-run", action="store_true", help="write the launch script only")
     args = ap.parse_args(argv)
     return guarded(_command, args)
 
 
 def _command(args) -> int:
-    if args.cmd == "export-nanotron":
-        from pretrain.export_nanotron import export, write
-        text = write(export(args.recipe, args.overrides, args.data_root), args.output)
-        if not args.output:
-            print(text, end="")
-        else:
-            print(f"wrote {args.output}", file=sys.stderr)
-        return 0
-    from pretrain.launch import launch
-    return launch(args.recipe, args.overrides, launcher=args.launcher, dry_run=args.dry_run)
+    from pretrain.export_nanotron import export, write
+
+    text = write(export(args.recipe, args.overrides, args.data_root), args.output)
+    if not args.output:
+        print(text, end="")
+    else:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -69,9 +69,9 @@ def read_nanotron_config(ckpt: Path) -> SmolLM3Config:
 def read_nanotron_tensors(ckpt: Path) -> Dict[str, torch.Tensor]:
     """Every parameter, unsharded: tp shards merged through their slice metadata, pp stages collected."""
     import dacite
+    from nanotron.serialize.metadata import TensorMetadata
 
     from pretrain import nanotron_compat  # noqa: F401
-    from nanotron.serialize.metadata import TensorMetadata
 
     root = ckpt / "model"
     files = sorted(root.rglob("*.safetensors")) if root.is_dir() else []
@@ -104,7 +104,8 @@ def read_nanotron_tensors(ckpt: Path) -> Dict[str, torch.Tensor]:
             covered[name] = covered.get(name, 0) + full[pair.global_slices].numel()
     for name, tensor in tensors.items():
         if covered[name] < tensor.numel():
-            raise ConvertError(f"{ckpt}: incomplete checkpoint, shards of {name} cover {covered[name]}/{tensor.numel()}")
+            raise ConvertError(f"{ckpt}: incomplete checkpoint, shards of {name} cover "
+                               f"{covered[name]}/{tensor.numel()}")
     return tensors
 
 
@@ -113,7 +114,8 @@ def nanotron_to_hf(cfg: SmolLM3Config, nt: Dict[str, torch.Tensor]) -> Dict[str,
     expected = set(expected_nanotron_names(cfg))
     if set(nt) != expected:
         missing, extra = sorted(expected - set(nt)), sorted(set(nt) - expected)
-        raise ConvertError(f"checkpoint does not match its SmolLM3 config: missing {missing[:3]}, unexpected {extra[:3]}")
+        raise ConvertError(f"checkpoint does not match its SmolLM3 config: missing {missing[:3]}, unexpected "
+                           f"{extra[:3]}")
     hf = {"model.embed_tokens.weight": nt[EMBED], "model.norm.weight": nt[FINAL_NORM]}
     for i in range(cfg.num_hidden_layers):
         src, dst = LAYER.format(i), f"model.layers.{i}."
@@ -122,7 +124,8 @@ def nanotron_to_hf(cfg: SmolLM3Config, nt: Dict[str, torch.Tensor]) -> Dict[str,
         gate, up = (t.clone() for t in torch.split(nt[src + "mlp.gate_up_proj.weight"], cfg.intermediate_size))
         hf.update({
             dst + "input_layernorm.weight": nt[src + "input_layernorm.weight"],
-            dst + "self_attn.q_proj.weight": wq, dst + "self_attn.k_proj.weight": wk, dst + "self_attn.v_proj.weight": wv,
+            dst + "self_attn.q_proj.weight": wq, dst + "self_attn.k_proj.weight": wk,
+            dst + "self_attn.v_proj.weight": wv,
             dst + "self_attn.o_proj.weight": nt[src + "attn.o_proj.weight"],
             dst + "post_attention_layernorm.weight": nt[src + "post_attention_layernorm.weight"],
             dst + "mlp.gate_proj.weight": gate, dst + "mlp.up_proj.weight": up,
@@ -186,10 +189,11 @@ def _tp1_split(cfg: SmolLM3Config, name: str):
 
 def write_nanotron_checkpoint(cfg: SmolLM3Config, nt: Dict[str, torch.Tensor], out: Path) -> None:
     """The layout nanotron's save_weights writes at tp=1 / pp=1 (one safetensors file per parameter)."""
-    from pretrain import nanotron_compat  # noqa: F401
     from nanotron.constants import CHECKPOINT_VERSION
     from nanotron.parallel.parameters import SlicesPair
     from nanotron.serialize.metadata import TensorMetadata
+
+    from pretrain import nanotron_compat  # noqa: F401
 
     for name, tensor in nt.items():
         *parts, suffix = name.split(".")

@@ -17,19 +17,16 @@ from typing import Optional
 
 import yaml
 
-from recipes.derive import nanotron_steps
-from recipes.loader import RecipeError, display, load_mixture, load_stage
-from recipes.rundir import runs_root
+from recipes.derive import derived
+from recipes.loader import RecipeError, display, load_recipe, load_stage
 from recipes.schema import NanotronStage
+from rundir import runs_root
 
-TP_MODES = {"all_reduce": "ALL_REDUCE", "reduce_scatter": "REDUCE_SCATTER"}
 
-
-def _data_stage(r: NanotronStage, recipe_dir: Path, data_root: str, start: int, name: str) -> dict:
-    mixture = load_mixture(recipe_dir, r.data.mixture, display(recipe_dir / f"{r.stage}.yaml"))
-    tok = r.tokenizer
+def _data_stage(r: NanotronStage, data_root: str, start: int) -> dict:
+    mixture, tok = r.data.mixture, r.tokenizer
     return {
-        "name": name,
+        "name": mixture.upstream_stage_name or r.stage,
         "start_training_step": start,
         "data": {
             "dataset": {
@@ -49,19 +46,23 @@ def _data_stage(r: NanotronStage, recipe_dir: Path, data_root: str, start: int, 
 
 
 def export(recipe_path: str | Path, overrides=(), data_root: Optional[str] = None) -> dict:
+    """The stage at `recipe_path` in the authors' schema; `data_stages` lists every stage of its run up to it."""
     r = load_stage(recipe_path, overrides)
     if not isinstance(r, NanotronStage):
         raise RecipeError(display(recipe_path), "kind", f"must be pretrain or longctx to export (got {r.kind!r})")
-    recipe_dir = Path(recipe_path).parent
-    data_root = data_root or str(runs_root() / r.name / "data")
+    stages = load_recipe(Path(recipe_path).parent, overrides)  # the other stages of the same run
+    return to_authors_schema(r, [stages[name] for name in r.steps.stage_starts if name in stages],
+                             data_root or str(runs_root() / r.name / "data"))
+
+
+def to_authors_schema(r: NanotronStage, run_stages: list, data_root: str) -> dict:
+    """The one mapping from a nanotron stage recipe to the authors' nanotron config schema."""
     m, p, b, o, s = r.model, r.parallelism, r.batch, r.optimizer, r.lr_schedule
-    st = nanotron_steps(r)
+    d = derived(r)
     stages = []
-    for name, start in r.steps.stage_starts.items():  # every stage of the run up to this one
-        other = r if name == r.stage else load_stage(recipe_dir / f"{name}.yaml", overrides)
-        upstream = load_mixture(recipe_dir, other.data.mixture).upstream_stage_name
-        stages.append(_data_stage(other, recipe_dir, data_root, start, upstream or name))
-        if name == r.stage:
+    for other in run_stages:  # every stage of the run up to this one
+        stages.append(_data_stage(other, data_root, r.steps.stage_starts[other.stage]))
+        if other.stage == r.stage:
             break
     return {
         "checkpoints": {
@@ -120,8 +121,8 @@ def export(recipe_path: str | Path, overrides=(), data_root: Optional[str] = Non
                 "learning_rate": o.lr,
                 "lr_warmup_steps": s.warmup_steps,
                 "lr_warmup_style": s.warmup_style,
-                "lr_decay_starting_step": st["decay_start_step"],
-                "lr_decay_steps": st["decay_steps"],
+                "lr_decay_starting_step": d.decay_start_step,
+                "lr_decay_steps": d.decay_steps,
                 "lr_decay_style": s.decay_style,
                 "min_decay_lr": s.min_lr,
             },
@@ -134,7 +135,7 @@ def export(recipe_path: str | Path, overrides=(), data_root: Optional[str] = Non
         "parallelism": {
             "dp": p.dp, "tp": p.tp, "pp": p.pp, "context_parallel_size": p.cp, "expert_parallel_size": 1,
             "moe_layer_recompute": False, "pp_engine": p.pp_engine, "recompute_layer": p.recompute_layer,
-            "tp_linear_async_communication": p.tp_linear_async_communication, "tp_mode": TP_MODES[p.tp_mode],
+            "tp_linear_async_communication": p.tp_linear_async_communication, "tp_mode": p.tp_mode.upper(),
             "tp_recompute_allgather": True,
         },
         "profiler": None,
@@ -144,7 +145,7 @@ def export(recipe_path: str | Path, overrides=(), data_root: Optional[str] = Non
         "tokenizer": {"tokenizer_max_length": b.sequence_length, "tokenizer_name_or_path": r.tokenizer.name_or_path,
                       "tokenizer_revision": None},
         "tokens": {
-            "batch_accumulation_per_replica": b.global_batch_tokens // (p.dp * b.micro_batch_size * b.sequence_length),
+            "batch_accumulation_per_replica": d.grad_accum,
             "limit_test_batches": 0, "limit_val_batches": 0, "micro_batch_size": b.micro_batch_size,
             "sequence_length": b.sequence_length, "train_steps": r.steps.train_steps, "val_check_interval": 100,
         },

@@ -326,7 +326,6 @@ def _initialize_torch_distributed_gloo():
     """Replacement for nanotron.distributed.initialize_torch_distributed, which raises
     NotImplementedError("CUDA was not found") instead of using gloo."""
     import torch.distributed as tdist
-
     from nanotron.utils import find_free_port
 
     if tdist.is_initialized():

@@ -11,42 +11,43 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+# isort: split
 import pretrain.nanotron_compat  # noqa: F401  (makes nanotron importable; CPU runtime without CUDA)
+
+# isort: split
 import torch
-from nanotron.config import (CheckpointsArgs, Config, ExistingCheckpointInit, GeneralArgs, LoggingArgs,
-                             LRSchedulerArgs, ModelArgs, OptimizerArgs, ParallelismArgs, RandomInit, TokenizerArgs,
-                             TokensArgs)
+from nanotron.config import (
+    CheckpointsArgs,
+    Config,
+    ExistingCheckpointInit,
+    GeneralArgs,
+    LoggingArgs,
+    LRSchedulerArgs,
+    ModelArgs,
+    OptimizerArgs,
+    ParallelismArgs,
+    RandomInit,
+    TokenizerArgs,
+    TokensArgs,
+)
 from nanotron.parallel.tensor_parallel.nn import TensorParallelLinearMode
 
 from pretrain.smollm3_config import SmolLM3Config
-from recipes.derive import derived, nanotron_steps
+from recipes.derive import derived
 from recipes.schema import NanotronStage
-
-TP_MODES = {"all_reduce": TensorParallelLinearMode.ALL_REDUCE, "reduce_scatter": TensorParallelLinearMode.REDUCE_SCATTER}
-
-
-def model_config(r: NanotronStage, token_ids: dict) -> SmolLM3Config:
-    m = r.model
-    return SmolLM3Config(
-        bos_token_id=token_ids.get("bos"), eos_token_id=token_ids.get("eos"), pad_token_id=token_ids.get("pad"),
-        hidden_act=m.hidden_act, hidden_size=m.hidden_size, intermediate_size=m.intermediate_size,
-        num_hidden_layers=m.num_hidden_layers, num_attention_heads=m.num_attention_heads,
-        num_key_value_heads=m.num_key_value_heads, vocab_size=m.vocab_size,
-        max_position_embeddings=m.max_position_embeddings, rope_theta=m.rope_theta,
-        no_rope_layer_interval=m.no_rope_layer_interval, rms_norm_eps=m.rms_norm_eps,
-        tie_word_embeddings=m.tie_word_embeddings, initializer_range=m.init_std, use_doc_masking=m.use_doc_masking)
 
 
 def nanotron_config(r: NanotronStage, *, checkpoints_dir: Path, token_ids: dict, resume_from: Optional[Path] = None,
                     init_weights: Optional[Path] = None, tokenizer_path: Optional[str] = None) -> Config:
     p, b, o, s = r.parallelism, r.batch, r.optimizer, r.lr_schedule
-    st = nanotron_steps(r)
+    st = derived(r)
     cuda = torch.cuda.is_available()
     return Config(
         general=GeneralArgs(project=r.name, run=r.stage, seed=r.seed),
-        parallelism=ParallelismArgs(dp=p.dp, pp=p.pp, tp=p.tp, pp_engine=p.pp_engine, tp_mode=TP_MODES[p.tp_mode],
+        parallelism=ParallelismArgs(dp=p.dp, pp=p.pp, tp=p.tp, pp_engine=p.pp_engine,
+                                    tp_mode=TensorParallelLinearMode[p.tp_mode.upper()],
                                     tp_linear_async_communication=p.tp_linear_async_communication and cuda),
-        model=ModelArgs(model_config=model_config(r, token_ids),
+        model=ModelArgs(model_config=SmolLM3Config.from_recipe(r.model, token_ids),
                         init_method=ExistingCheckpointInit(path=Path(init_weights)) if init_weights
                         else RandomInit(std=r.model.init_std),
                         dtype=getattr(torch, r.model.dtype)),
@@ -56,9 +57,9 @@ def nanotron_config(r: NanotronStage, *, checkpoints_dir: Path, token_ids: dict,
                                     save_initial_state=False),
         logging=LoggingArgs(log_level="info", log_level_replica="warning",
                             iteration_step_info_interval=r.log_interval),
-        tokens=TokensArgs(sequence_length=b.sequence_length, train_steps=st["last_step"],
+        tokens=TokensArgs(sequence_length=b.sequence_length, train_steps=st.last_step,
                           micro_batch_size=b.micro_batch_size,
-                          batch_accumulation_per_replica=derived(r)["grad_accum"]),
+                          batch_accumulation_per_replica=st.grad_accum),
         optimizer=OptimizerArgs(
             zero_stage=p.zero_stage, weight_decay=o.weight_decay, clip_grad=o.clip_grad,
             # nanotron rejects fp32 accumulation buffers on top of fp32 weights
@@ -66,6 +67,6 @@ def nanotron_config(r: NanotronStage, *, checkpoints_dir: Path, token_ids: dict,
             adam_eps=o.eps, adam_beta1=o.beta1, adam_beta2=o.beta2, torch_adam_is_fused=cuda,
             learning_rate_scheduler=LRSchedulerArgs(
                 learning_rate=o.lr, lr_warmup_steps=s.warmup_steps, lr_warmup_style=s.warmup_style,
-                lr_decay_style=s.decay_style, lr_decay_starting_step=st["decay_start_step"],
-                lr_decay_steps=st["decay_steps"], min_decay_lr=s.min_lr)),
+                lr_decay_style=s.decay_style, lr_decay_starting_step=st.decay_start_step,
+                lr_decay_steps=st.decay_steps, min_decay_lr=s.min_lr)),
     )

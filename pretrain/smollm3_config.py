@@ -64,6 +64,21 @@ class SmolLM3Config:
         """HF convention: 1 = RoPE, 0 = NoPE, one entry per layer."""
         return [int(self.uses_rope(i)) for i in range(self.num_hidden_layers)]
 
+    # ---- the recipe's model -> this config (the one mapping; transformers' config follows from it) ----------
+    @classmethod
+    def from_recipe(cls, model, token_ids: Optional[Dict[str, Optional[int]]] = None) -> "SmolLM3Config":
+        """From a recipe's `model` section (recipes.schema.ModelConfig) and the tokenizer's bos / eos / pad ids."""
+        ids = token_ids or {}
+        return cls(
+            bos_token_id=ids.get("bos"), eos_token_id=ids.get("eos"), pad_token_id=ids.get("pad"),
+            hidden_act=model.hidden_act, hidden_size=model.hidden_size, intermediate_size=model.intermediate_size,
+            num_hidden_layers=model.num_hidden_layers, num_attention_heads=model.num_attention_heads,
+            num_key_value_heads=model.num_key_value_heads, vocab_size=model.vocab_size,
+            max_position_embeddings=model.max_position_embeddings, rope_theta=model.rope_theta,
+            no_rope_layer_interval=model.no_rope_layer_interval, rms_norm_eps=model.rms_norm_eps,
+            tie_word_embeddings=model.tie_word_embeddings, initializer_range=model.init_std,
+            use_doc_masking=model.use_doc_masking)
+
     # ---- transformers mapping -------------------------------------------------------------------
     def to_hf_dict(self) -> Dict[str, Any]:
         """Keyword arguments for ``transformers.SmolLM3Config``."""

@@ -19,7 +19,11 @@ import re
 import zlib
 from typing import Dict, Optional, Union
 
+# isort: split
 import pretrain.nanotron_compat  # noqa: F401  (must precede every nanotron import)
+
+# isort: split
+import nanotron.trainer
 import torch
 import torch.nn.functional as F
 from nanotron import distributed as dist
@@ -43,8 +47,6 @@ from nanotron.parallel.tensor_parallel.nn import (
 from nanotron.trainer import DistributedTrainer, mark_tied_parameters
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-
-import nanotron.trainer
 
 from pretrain.smollm3_config import SmolLM3Config
 
@@ -171,7 +173,8 @@ class CausalSelfAttention(nn.Module):
         self.use_rope = config.uses_rope(layer_idx)
         self.theta = config.rope_theta
         self.doc_masking = config.use_doc_masking
-        chunks = (config.num_attention_heads * self.d, config.num_key_value_heads * self.d, config.num_key_value_heads * self.d)
+        chunks = (config.num_attention_heads * self.d, config.num_key_value_heads * self.d,
+                  config.num_key_value_heads * self.d)
         self.qkv_proj = TensorParallelColumnLinear(
             config.hidden_size, sum(chunks), pg=tp_pg, mode=mode, bias=False,
             async_communication=async_comm, contiguous_chunks=chunks,
@@ -345,7 +348,8 @@ class SmolLM3ForTraining(NanotronModel):
         prefixes[id(self)] = ""
         done = set()
         for local_name, param in self.named_parameters():
-            name = param.get_tied_info().get_full_name_from_module_id_to_prefix(prefixes) if param.is_tied else local_name
+            name = (param.get_tied_info().get_full_name_from_module_id_to_prefix(prefixes) if param.is_tied
+                    else local_name)
             if name in done:
                 continue
             done.add(name)

@@ -7,8 +7,8 @@ Usage:
     trainer.train(batches)
 
 Each row packs several short "documents" (arithmetic token sequences over the first `symbols` ids, so
-a model learns them within a few steps); position ids restart at 0 at every document start. The global batch of a step depends
-only on (seed, step, global batch size): data-parallel ranks take consecutive slices of it, tensor-
+a model learns them within a few steps); position ids restart at 0 at every document start. The global batch of
+a step depends only on (seed, step, global batch size): data-parallel ranks take consecutive slices of it, tensor-
 parallel ranks get identical copies, pipeline ranks get only the keys their stage consumes.
 """
 
@@ -61,7 +61,8 @@ def collate(tokens: torch.Tensor, positions: torch.Tensor) -> Dict[str, torch.Te
 
 
 def global_batch(step: int, batch_size: int, sequence_length: int, vocab_size: int, seed: int = 0,
-                 min_doc_len: int = 4, max_doc_len: int = 24, symbols: int = 32) -> Dict[str, torch.Tensor]:  # fmt: skip
+                 min_doc_len: int = 4, max_doc_len: int = 24, symbols: int = 32) -> Dict[str,
+                                                                                         torch.Tensor]:  # fmt: skip
     """The whole batch of one step (all data-parallel ranks), as CPU tensors."""
     generator = torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**63)
     symbols = min(symbols, vocab_size)

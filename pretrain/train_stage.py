@@ -8,7 +8,7 @@
 - the nanotron config used is saved as `runs/<recipe>/<stage>/nanotron_config.yaml`, per-step losses in
   `losses.jsonl` (and TensorBoard when installed), the final checkpoint converted to `hf/`.
 
-Usage: make pretrain-stage1 RECIPE=recipes/tiny   (python -m recipes run recipes/tiny/pretrain-stage1.yaml)
+Usage: make pretrain-stage1 RECIPE=recipes/tiny   (python -m pipeline run recipes/tiny/pretrain-stage1.yaml)
 """
 from __future__ import annotations
 
@@ -18,18 +18,21 @@ import time
 from pathlib import Path
 from typing import Optional
 
+# isort: split
 import pretrain.nanotron_compat  # noqa: F401  (must come before nanotron)
+
+# isort: split
 import torch
 from nanotron import distributed as dist
 
+from pretrain.data.mixture import MixtureSampler
 from pretrain.dataloader import mixture_batches
-from pretrain.mixture import MixtureSampler
 from pretrain.nanotron_config import nanotron_config
 from pretrain.smollm3_nanotron import SmolLM3Trainer
-from recipes.derive import derived, nanotron_steps
+from recipes.derive import derived
 from recipes.loader import RecipeError, display
-from recipes.rundir import StageRun, stage_dir
 from recipes.schema import NanotronStage
+from rundir import StageRun, stage_dir
 
 COMPLETE = "COMPLETE"  # written in a checkpoint folder once every rank has finished writing it
 
@@ -44,7 +47,7 @@ def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
 
 def token_ids(r: NanotronStage) -> tuple[dict, Optional[str]]:
     """bos / eos / pad ids (the recipe's, else the tokenizer folder's) and a local tokenizer path."""
-    from pretrain.data_tokenizer import tokenizer_dir
+    from pretrain.data.tokenizer import tokenizer_dir
 
     tok = r.tokenizer
     ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id}
@@ -132,12 +135,14 @@ def check_supported(r: NanotronStage) -> None:
     """What nanotron 0.4 and this model cannot do, refused before anything is written."""
     from pretrain.smollm3_nanotron import NO_WEIGHT_DECAY_PATTERNS
 
-    file = display(Path(r.recipe_dir or ".") / f"{r.stage}.yaml")
     if list(r.optimizer.weight_decay_exclude) != list(NO_WEIGHT_DECAY_PATTERNS):
-        raise RecipeError(file, "optimizer.weight_decay_exclude", f"only {list(NO_WEIGHT_DECAY_PATTERNS)} (the "
-                          f"embedding) is supported by pretrain/smollm3_nanotron.py (got {r.optimizer.weight_decay_exclude})")
+        raise RecipeError(r.file_of("optimizer.weight_decay_exclude"), "optimizer.weight_decay_exclude",
+                          f"only {list(NO_WEIGHT_DECAY_PATTERNS)} (the "
+                          f"embedding) is supported by pretrain/smollm3_nanotron.py (got "
+                          f"{r.optimizer.weight_decay_exclude})")
     if r.parallelism.cp > 1:
-        raise RecipeError(file, "parallelism.cp", "nanotron 0.4 has no context parallelism: set parallelism.cp=1 "
+        raise RecipeError(r.file_of("parallelism.cp"), "parallelism.cp",
+                          "nanotron 0.4 has no context parallelism: set parallelism.cp=1 "
                           f"(and raise dp), or export the stage for the authors' nanotron (got {r.parallelism.cp})")
 
 
@@ -147,7 +152,7 @@ def run(r: NanotronStage) -> None:
     world_rank = int(os.environ.get("RANK", "0"))
     ids, tokenizer_path = token_ids(r)
     resume, init_weights, inputs = start_point(r)
-    st, d = nanotron_steps(r), derived(r)
+    d = derived(r)
     config = nanotron_config(r, checkpoints_dir=sdir / "checkpoints", token_ids=ids, resume_from=resume,
                              init_weights=init_weights, tokenizer_path=tokenizer_path)
     sdir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +168,7 @@ def run(r: NanotronStage) -> None:
     manifest = StageRun(r, inputs=inputs) if world_rank == 0 else None
     if manifest is not None:
         manifest.__enter__()
-    if resume is not None and int(resume.name) >= st["last_step"]:  # trained, killed before it was converted
+    if resume is not None and int(resume.name) >= d.last_step:  # trained, killed before it was converted
         if manifest is not None:
             with_manifest(manifest, lambda: finish(r, sdir, manifest, tokenizer_path, sampler))
         return
@@ -171,12 +176,12 @@ def run(r: NanotronStage) -> None:
         trainer = StageTrainer(str(config_path))
         config_path.unlink()
         model = trainer.unwrapped_model
-        samples_before_stage = (st["first_step"] - 1) * d["global_batch_seqs"] if r.kind == "pretrain" else 0
+        samples_before_stage = (d.first_step - 1) * d.global_batch_seqs if r.kind == "pretrain" else 0
         start = trainer.consumed_train_samples - samples_before_stage
         loader = mixture_batches(sampler, start_sample=start, micro_batch_size=r.batch.micro_batch_size,
-                                 grad_accum=d["grad_accum"], parallel_context=trainer.parallel_context,
+                                 grad_accum=d.grad_accum, parallel_context=trainer.parallel_context,
                                  input_pp_rank=model.input_pp_rank, output_pp_rank=model.output_pp_rank)
-        if trainer.iteration_step < st["last_step"]:
+        if trainer.iteration_step < d.last_step:
             with open(sdir / f"losses.rank{world_rank}.jsonl", "a") as log:
                 trainer.loss_log = log
                 trainer.writer = _tensorboard(sdir / "tensorboard") if world_rank == 0 else None
@@ -236,11 +241,12 @@ def finish(r: NanotronStage, sdir: Path, manifest: StageRun, tokenizer_path: Opt
     manifest.metrics.update(hf_loss_on_training_samples=hf_loss(sdir / "hf", sampler),
                             chance_loss=math.log(r.model.vocab_size))
     steps = losses(sdir)
-    mine = [e["loss"] for e in steps if e["step"] >= nanotron_steps(r)["first_step"]]
+    d = derived(r)
+    mine = [e["loss"] for e in steps if e["step"] >= d.first_step]
     k = max(1, min(5, len(mine) // 2))
     manifest.outputs += ["checkpoints", "hf", "nanotron_config.yaml"]
-    manifest.metrics.update(last_checkpoint=str(last), steps=len(mine), mixture=r.data.mixture,
-                            first_step=nanotron_steps(r)["first_step"], last_step=nanotron_steps(r)["last_step"],
+    manifest.metrics.update(last_checkpoint=str(last), steps=len(mine), mixture=r.data.mixture.name,
+                            first_step=d.first_step, last_step=d.last_step,
                             loss_first_steps=sum(mine[:k]) / k if mine else None,
                             loss_last_steps=sum(mine[-k:]) / k if mine else None)
     m = manifest.metrics

@@ -5,6 +5,7 @@ documented below term by term so that users can check it against their own measu
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 from recipes.schema import ModelConfig, NanotronStage, TrlStage
@@ -33,19 +34,6 @@ def flops_per_token(m: ModelConfig, seq_len: int) -> float:
     return 6 * param_count(m) + 6 * m.num_hidden_layers * seq_len * m.hidden_size
 
 
-def nanotron_steps(r: NanotronStage) -> dict:
-    """First / last step of this stage in its run, and the run's LR decay window."""
-    starts = list(r.steps.stage_starts.items())
-    i = [n for n, _ in starts].index(r.stage)
-    first = starts[i][1]
-    last = starts[i + 1][1] - 1 if i + 1 < len(starts) else r.steps.train_steps
-    ds = r.lr_schedule.decay_start
-    decay_start = r.steps.stage_starts[ds] if isinstance(ds, str) else ds
-    decay_steps = r.lr_schedule.decay_steps or (r.steps.train_steps - decay_start + 1)
-    return dict(first_step=first, last_step=last, steps=last - first + 1,
-                decay_start_step=decay_start, decay_steps=decay_steps)
-
-
 def mixture_shares(mixture, merge_multilingual: bool = False) -> dict:
     """Category shares in percent of a mixture (weights normalized to 1, as nanotron does). With
     `merge_multilingual` the multilingual share is counted as web, as the blog's 85 / 12 / 3 split does."""
@@ -57,22 +45,63 @@ def mixture_shares(mixture, merge_multilingual: bool = False) -> dict:
     return shares
 
 
-def derived(r) -> dict:
-    """The derived block `python -m recipes show` prints next to the recipe."""
+@dataclass(frozen=True)
+class Derived:
+    """What follows from any stage recipe."""
+
+    params: int  # exact parameter count of the model (tied embeddings once)
+
+
+@dataclass(frozen=True)
+class NanotronDerived(Derived):
+    """What follows from a pretraining / long-context stage: batch arithmetic, GPUs, the stage's steps in its
+    run and the run's LR decay window."""
+
+    grad_accum: int  # global_batch_tokens / (dp x micro_batch_size x sequence_length)
+    global_batch_seqs: int
+    gpus: int  # dp x tp x pp x cp
+    nodes: int
+    tokens: int  # trained by this stage
+    first_step: int  # of this stage, in its run
+    last_step: int
+    steps: int
+    decay_start_step: int
+    decay_steps: int
+
+
+@dataclass(frozen=True)
+class TrlDerived(Derived):
+    """What follows from a TRL stage (mid-training, SFT, APO)."""
+
+    grad_accum: int  # global_batch_size / (gpus x per_device_train_batch_size)
+    gpus: int
+    nodes: int
+
+
+def derived(r) -> Derived:
+    """The derived values of a stage (`python -m recipes show` prints them under `derived`)."""
     if isinstance(r, NanotronStage):
         p, b = r.parallelism, r.batch
-        seqs = b.global_batch_tokens // b.sequence_length
         gpus = p.dp * p.tp * p.pp * p.cp
-        st = nanotron_steps(r)
-        return dict(grad_accum=b.global_batch_tokens // (p.dp * b.micro_batch_size * b.sequence_length),
-                    global_batch_seqs=seqs, gpus=gpus, nodes=-(-gpus // r.cluster.gpus_per_node),
-                    tokens=st["steps"] * b.global_batch_tokens, params=param_count(r.model), **st)
+        starts = list(r.steps.stage_starts.items())
+        i = [n for n, _ in starts].index(r.stage)
+        first = starts[i][1]
+        last = starts[i + 1][1] - 1 if i + 1 < len(starts) else r.steps.train_steps
+        ds = r.lr_schedule.decay_start
+        decay_start = r.steps.stage_starts[ds] if isinstance(ds, str) else ds
+        return NanotronDerived(
+            params=param_count(r.model),
+            grad_accum=b.global_batch_tokens // (p.dp * b.micro_batch_size * b.sequence_length),
+            global_batch_seqs=b.global_batch_tokens // b.sequence_length, gpus=gpus,
+            nodes=-(-gpus // r.cluster.gpus_per_node), tokens=(last - first + 1) * b.global_batch_tokens,
+            first_step=first, last_step=last, steps=last - first + 1, decay_start_step=decay_start,
+            decay_steps=r.lr_schedule.decay_steps or (r.steps.train_steps - decay_start + 1))
     if isinstance(r, TrlStage):
-        gpn = r.resources.gpus_per_node or r.cluster.gpus_per_node
-        gpus = r.resources.nodes * gpn
-        return dict(grad_accum=r.global_batch_size // (gpus * r.per_device_train_batch_size), gpus=gpus,
-                    nodes=r.resources.nodes, params=param_count(r.model))
-    return dict(params=param_count(r.model))
+        gpus = r.resources.nodes * (r.resources.gpus_per_node or r.cluster.gpus_per_node)
+        return TrlDerived(params=param_count(r.model),
+                          grad_accum=r.global_batch_size // (gpus * r.per_device_train_batch_size),
+                          gpus=gpus, nodes=r.resources.nodes)
+    return Derived(params=param_count(r.model))
 
 
 def memory_gb(m: ModelConfig, *, tp: int, pp: int, dp: int, cp: int, seq: int, mbs: int, grad_accum: int,
@@ -113,30 +142,30 @@ def plan_row(r, *, mfu: float, peak_tflops: Optional[float]) -> dict:
     peak = peak_tflops or r.cluster.peak_tflops
     row = dict(stage=r.stage, kind=r.kind, seq_len=None, micro_batch_size=None, grad_accum=None, dp=None,
                tp=None, pp=None, cp=None, gpus=None, nodes=None, global_batch_seqs=None,
-               global_batch_tokens=None, steps=None, tokens=None, params=d["params"],
+               global_batch_tokens=None, steps=None, tokens=None, params=d.params,
                rope_theta=r.model.rope_theta, lr=None, flops=None, gpu_hours=None, memory_gb_per_gpu=None,
                memory=None)
     if isinstance(r, NanotronStage):
         p, b = r.parallelism, r.batch
         mem = memory_gb(r.model, tp=p.tp, pp=p.pp, dp=p.dp, cp=p.cp, seq=b.sequence_length,
-                        mbs=b.micro_batch_size, grad_accum=d["grad_accum"], zero_stage=p.zero_stage,
+                        mbs=b.micro_batch_size, grad_accum=d.grad_accum, zero_stage=p.zero_stage,
                         fp32_grads=r.optimizer.accumulate_grad_in_fp32,
                         sequence_parallel=p.tp_mode == "reduce_scatter")
-        flops = d["tokens"] * flops_per_token(r.model, b.sequence_length)
-        row.update(seq_len=b.sequence_length, micro_batch_size=b.micro_batch_size, grad_accum=d["grad_accum"],
-                   dp=p.dp, tp=p.tp, pp=p.pp, cp=p.cp, gpus=d["gpus"], nodes=d["nodes"],
-                   global_batch_seqs=d["global_batch_seqs"], global_batch_tokens=b.global_batch_tokens,
-                   steps=d["steps"], tokens=d["tokens"], lr=r.optimizer.lr, flops=flops,
+        flops = d.tokens * flops_per_token(r.model, b.sequence_length)
+        row.update(seq_len=b.sequence_length, micro_batch_size=b.micro_batch_size, grad_accum=d.grad_accum,
+                   dp=p.dp, tp=p.tp, pp=p.pp, cp=p.cp, gpus=d.gpus, nodes=d.nodes,
+                   global_batch_seqs=d.global_batch_seqs, global_batch_tokens=b.global_batch_tokens,
+                   steps=d.steps, tokens=d.tokens, lr=r.optimizer.lr, flops=flops,
                    gpu_hours=flops / (peak * 1e12 * mfu) / 3600,
                    memory_gb_per_gpu=mem["total_recompute" if p.recompute_layer else "total"], memory=mem,
-                   first_step=d["first_step"], last_step=d["last_step"],
-                   decay_start_step=d["decay_start_step"], decay_steps=d["decay_steps"])
+                   first_step=d.first_step, last_step=d.last_step,
+                   decay_start_step=d.decay_start_step, decay_steps=d.decay_steps)
     elif isinstance(r, TrlStage):
-        mem = memory_gb(r.model, tp=1, pp=1, dp=d["gpus"], cp=1, seq=r.max_length,
-                        mbs=r.per_device_train_batch_size, grad_accum=d["grad_accum"], zero_stage=1,
+        mem = memory_gb(r.model, tp=1, pp=1, dp=d.gpus, cp=1, seq=r.max_length,
+                        mbs=r.per_device_train_batch_size, grad_accum=d.grad_accum, zero_stage=1,
                         fp32_grads=True, sequence_parallel=False, shard_all=True)
         row.update(seq_len=r.max_length, micro_batch_size=r.per_device_train_batch_size,
-                   grad_accum=d["grad_accum"], dp=d["gpus"], tp=1, pp=1, cp=1, gpus=d["gpus"], nodes=d["nodes"],
+                   grad_accum=d.grad_accum, dp=d.gpus, tp=1, pp=1, cp=1, gpus=d.gpus, nodes=d.nodes,
                    global_batch_seqs=r.global_batch_size, global_batch_tokens=r.global_batch_size * r.max_length,
                    steps=r.max_steps, lr=r.lr,
                    memory_gb_per_gpu=mem["total_recompute" if r.gradient_checkpointing else "total"], memory=mem)

@@ -9,8 +9,9 @@ A recipe is a directory (`recipes/smollm3-3b/`, `recipes/tiny/`) with
 
 The layers of stage S in recipe D, merged in this order (later wins; mappings merge, lists replace):
   for each recipe from the root ancestor down to D: its base.yaml, the fragments S extends, S.yaml;
-  then the command-line overrides. A child recipe thus applies on top of its parent's resolved stage. Every leaf remembers the file that set
-it, so an error names the file to fix: `recipes/tiny/base.yaml: model.hidden_size: must be ...`.
+  then the command-line overrides. A child recipe thus applies on top of its parent's resolved stage.
+Every leaf remembers the file that set it, so an error names the file to fix:
+`recipes/tiny/base.yaml: model.hidden_size: must be ...`.
 """
 from __future__ import annotations
 
@@ -204,12 +205,12 @@ def validate(model, layers: Layers, default_file: str, overrides: dict):
         raise format_error(e.errors()[0], layers, default_file, overrides) from None
 
 
-def stage_path(recipe_dir: Path, stage: str) -> Path:
-    return recipe_dir / f"{stage}.yaml"
-
-
 def load_stage(path: str | Path, overrides: list[str] = ()):
-    """Resolve and validate one stage: `recipes/tiny/pretrain-stage1.yaml` (+ overrides)."""
+    """Resolve and validate one stage: `recipes/tiny/pretrain-stage1.yaml` (+ overrides).
+
+    The result is fully resolved: the mixtures it names are attached as `Mixture` objects (their local
+    paths made absolute), and it remembers which file set each field (`recipe.file_of("model.vocab_size")`),
+    so stage code never reads a recipe file itself."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(display(path), "", "no such recipe file")
@@ -226,9 +227,15 @@ def load_stage(path: str | Path, overrides: list[str] = ()):
         key, value = parse_override(text)
         parsed[key] = text.split("=", 1)[1]
         layers.add({key[-1]: value}, "<override>", prefix=key[:-1])
+    mixtures = attach_mixtures(layers, chain, display(path))
     recipe = validate(_STAGE_ADAPTER, layers, display(path), parsed)
-    recipe._recipe_dir = str(path.parent)
-    check_paths(recipe, path.parent, display(path))
+    if recipe.kind in ("pretrain", "longctx"):
+        recipe.data.mixture = mixtures[0]  # the same values, with the file they came from
+    elif recipe.kind == "data":
+        recipe.mixtures = mixtures
+    recipe._stage_file = display(path)
+    recipe._origins = {".".join(k): v for k, v in layers.origin.items()}
+    check_paths(recipe, display(path))
     return recipe
 
 
@@ -263,41 +270,68 @@ def _virtual_stage(recipe_dir: Path, stage: str) -> Path:
                                                   f"add {display(recipe_dir / (stage + '.yaml'))} (it may be empty)")
 
 
-def find_mixture(recipe_dir: Path, name: str) -> Optional[Path]:
-    for d in reversed(recipe_chain(recipe_dir)):
+def find_mixture(chain: list[Path], name: str) -> Optional[Path]:
+    for d in reversed(chain):
         if (d / "mixtures" / f"{name}.yaml").is_file():
             return d / "mixtures" / f"{name}.yaml"
     return None
 
 
-def load_mixture(recipe_dir: str | Path, name: str, referenced_from: str = "") -> Mixture:
-    recipe_dir = Path(recipe_dir)
-    path = find_mixture(recipe_dir, name)
+def load_mixture(directory: str | Path, name: str, referenced_from: str = "", field: str = "data.mixture",
+                 chain: Optional[list[Path]] = None) -> Mixture:
+    """Mixture `name` of a recipe directory (or of its parents), validated, its local paths made absolute."""
+    chain = chain if chain is not None else recipe_chain(Path(directory))
+    if not isinstance(name, str):
+        raise RecipeError(referenced_from or display(chain[-1]), field,
+                          f"must name a file of mixtures/ (got {name!r})")
+    path = find_mixture(chain, name)
     if path is None:
-        raise RecipeError(referenced_from or display(recipe_dir), "data.mixture",
-                          f"no mixture file mixtures/{name}.yaml in {display(recipe_dir)} or its parents")
+        raise RecipeError(referenced_from or display(chain[-1]), field,
+                          f"no mixture file mixtures/{name}.yaml in {display(chain[-1])} or its parents")
     layers = Layers()
     layers.add(read_yaml(path), display(path))
     mixture = validate(TypeAdapter(Mixture), layers, display(path), {})
+    if mixture.name != name:
+        raise RecipeError(display(path), "name", f"must be the file's name {name!r} (got {mixture.name!r})")
     for i, s in enumerate(mixture.sources):
         kinds = [k for k in ("dataset", "path", "builtin") if getattr(s, k)]
         if len(kinds) > 1:
             raise RecipeError(display(path), f"sources.{i}", f"give one of dataset / path / builtin (got {kinds})")
-        if s.path and not (path.parent / s.path).exists() and not Path(s.path).exists():
-            raise RecipeError(display(path), f"sources.{i}.path", f"local data path does not exist (got {s.path})")
+        if s.path:
+            local = path.parent / s.path if (path.parent / s.path).exists() else Path(s.path)
+            if not local.exists():
+                raise RecipeError(display(path), f"sources.{i}.path",
+                                  f"local data path does not exist (got {s.path})")
+            s.path = str(local.resolve())
+    mixture._file = display(path)
     return mixture
 
 
-def check_paths(recipe, recipe_dir: Path, file: str):
-    """Local paths named by a stage must exist; mixtures must resolve."""
+def attach_mixtures(layers: Layers, chain: list[Path], file: str) -> list[Mixture]:
+    """Replace the mixture names a stage gives (`data.mixture`, a data stage's `mixtures`) by the mixtures
+    themselves, so that the resolved recipe (and its hash) holds every source and weight it trains on.
+    Returns the loaded mixtures (they know their file, for error messages)."""
+    kind, loaded = layers.data.get("kind"), []
+
+    def resolved(name, field):
+        source = layers.source_of(tuple(field.split(".")), file)
+        where = file if source == "<override>" else source
+        loaded.append(load_mixture(chain[-1], name, where, field, chain))
+        return loaded[-1].model_dump(mode="json")
+
+    if kind in ("pretrain", "longctx") and isinstance(layers.data.get("data"), dict) \
+            and "mixture" in layers.data["data"]:
+        layers.data["data"]["mixture"] = resolved(layers.data["data"]["mixture"], "data.mixture")
+    if kind == "data" and isinstance(layers.data.get("mixtures"), list):
+        layers.data["mixtures"] = [resolved(n, f"mixtures.{i}") for i, n in enumerate(layers.data["mixtures"])]
+    return loaded
+
+
+def check_paths(recipe, file: str):
+    """Local paths named by a stage must exist."""
     tok = recipe.tokenizer
     if tok.kind == "local" and not Path(tok.name_or_path).exists():
         raise RecipeError(file, "tokenizer.name_or_path", f"local data path does not exist (got {tok.name_or_path})")
-    if getattr(recipe, "kind", None) in ("pretrain", "longctx"):
-        load_mixture(recipe_dir, recipe.data.mixture, file)
-    if getattr(recipe, "kind", None) == "data":
-        for m in recipe.mixtures:
-            load_mixture(recipe_dir, m, file)
 
 
 def check_cross_stage(recipes: dict, recipe_dir: Path):

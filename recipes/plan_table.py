@@ -25,7 +25,8 @@ def format_plan(rows: list[dict], *, mfu: float, peak: float, gpu: str) -> str:
             ("batch tokens", lambda r: "-" if r["global_batch_tokens"] is None else f"{r['global_batch_tokens']:,}"),
             ("steps", lambda r: "-" if r["steps"] is None else f"{r['steps']:,}"),
             ("tokens", lambda r: _num(r["tokens"])), ("params", lambda r: _num(r["params"])),
-            ("rope theta", lambda r: _num(r["rope_theta"])), ("lr", lambda r: "-" if r["lr"] is None else f"{r['lr']:g}"),
+            ("rope theta", lambda r: _num(r["rope_theta"])), ("lr",
+                                                              lambda r: "-" if r["lr"] is None else f"{r['lr']:g}"),
             ("FLOPs", lambda r: "-" if r["flops"] is None else f"{r['flops']:.3g}"),
             ("GPU-h", lambda r: "-" if r["gpu_hours"] is None else f"{r['gpu_hours']:,.0f}"),
             ("mem GB/GPU", lambda r: "-" if r["memory_gb_per_gpu"] is None else f"{r['memory_gb_per_gpu']:.1f}")]
@@ -35,7 +36,8 @@ def format_plan(rows: list[dict], *, mfu: float, peak: float, gpu: str) -> str:
              for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
-    lines.append(f"GPU-hours at MFU {mfu:.0%} of {peak:g} TFLOPS ({gpu}); '-' = set by the data (epochs), not the recipe.")
+    lines.append(f"GPU-hours at MFU {mfu:.0%} of {peak:g} TFLOPS ({gpu}); '-' = set by the data (epochs), not the "
+                 f"recipe.")
     lines.append("Memory per GPU (GiB): weights + grads + optimizer + activations [with recompute]:")
     for r in rows:
         m = r.get("memory")

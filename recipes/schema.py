@@ -100,12 +100,18 @@ class Common(Strict):
     model: ModelConfig
     tokenizer: Tokenizer
     cluster: Cluster
-    _recipe_dir: Optional[str] = PrivateAttr(default=None)  # set by the loader: where the stage file lives
+    _stage_file: str = PrivateAttr(default="")  # set by the loader: the stage file as the user named it
+    _origins: dict = PrivateAttr(default_factory=dict)  # set by the loader: dotted field -> file that set it
 
-    @property
-    def recipe_dir(self) -> Optional[str]:
-        """The recipe directory this stage was resolved from (its mixtures live there or in its parents)."""
-        return self._recipe_dir
+    def file_of(self, field: str = "") -> str:
+        """The recipe file that set `field` (or an enclosing mapping): where a user fixes it. Overrides and
+        fields no file sets are reported against the stage file."""
+        parts = field.split(".") if field else []
+        for n in range(len(parts), 0, -1):
+            source = self._origins.get(".".join(parts[:n]))
+            if source is not None:
+                return self._stage_file if source == "<override>" else source
+        return self._stage_file or f"recipes/{self.name}/{self.stage}.yaml"
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -124,7 +130,7 @@ class Filters(Strict):
 
 class DataStage(Common):
     kind: Literal["data"]
-    mixtures: list[str]  # mixture names (recipes/<name>/mixtures/<mixture>.yaml) whose sources are built
+    mixtures: list["Mixture"]  # named in YAML (files of mixtures/); the loader attaches the mixtures
     executor: Executor
     filters: Filters
     shuffle: bool
@@ -186,7 +192,7 @@ class Checkpoints(Strict):
 
 
 class StageData(Strict):
-    mixture: str
+    mixture: "Mixture"  # named in YAML (`mixture: stage1`, a file of mixtures/); the loader attaches the mixture
     seed: int
 
 
@@ -339,8 +345,6 @@ class EvalStage(Common):
     max_new_tokens: Pos
 
 
-StageRecipe = Annotated[Union[DataStage, NanotronStage, TrlStage, MergeStage, EvalStage],
-                        Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------------------------- mixtures
@@ -360,10 +364,11 @@ class Source(Strict):
 
 
 class Mixture(Strict):
-    name: str
+    name: str  # the file's name: mixtures/<name>.yaml
     upstream_stage_name: Optional[str] = None
     description: str = ""
     sources: list[Source] = Field(min_length=1)
+    _file: str = PrivateAttr(default="")  # set by the loader: the mixture file, for error messages
 
     @model_validator(mode="after")
     def _unique(self):
@@ -373,3 +378,9 @@ class Mixture(Strict):
                 raise InvariantError(f"sources.{i}.name", f"duplicate source name (got {s.name!r})")
             seen.add(s.name)
         return self
+
+
+StageRecipe = Annotated[Union[DataStage, NanotronStage, TrlStage, MergeStage, EvalStage],
+                        Field(discriminator="kind")]
+StageData.model_rebuild()
+DataStage.model_rebuild()

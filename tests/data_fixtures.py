@@ -37,7 +37,7 @@ def cli(*args, runs=None, cwd=REPO, timeout=300, extra_env=None):
 def build(root: Path) -> dict:
     runs = root / "runs"
     t0 = time.time()
-    proc = cli("recipes", "run", "recipes/tiny/data.yaml", runs=runs)
+    proc = cli("pipeline", "run", "recipes/tiny/data.yaml", runs=runs)
     seconds = time.time() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"runs": runs, "data": runs / "tiny" / "data", "stdout": proc.stdout, "stderr": proc.stderr,

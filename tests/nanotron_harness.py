@@ -18,7 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# isort: split
 import pretrain.nanotron_compat  # noqa: E402,F401
+
+# isort: split
 import torch  # noqa: E402
 from nanotron.config import (  # noqa: E402
     CheckpointsArgs,
@@ -108,7 +111,8 @@ def write_config(path: Path, *, ckpt_dir: Path, tp=1, dp=1, pp=1, tp_mode="ALL_R
         checkpoints=CheckpointsArgs(checkpoints_path=ckpt_dir, checkpoint_interval=10_000,
                                     save_initial_state=save_initial_state),
         logging=LoggingArgs(log_level="warning", log_level_replica="warning", iteration_step_info_interval=1),
-        tokens=TokensArgs(sequence_length=SEQ, train_steps=steps, micro_batch_size=mbs, batch_accumulation_per_replica=1),
+        tokens=TokensArgs(sequence_length=SEQ, train_steps=steps, micro_batch_size=mbs,
+                          batch_accumulation_per_replica=1),
         optimizer=OptimizerArgs(
             zero_stage=zero_stage, weight_decay=weight_decay, clip_grad=1.0,
             accumulate_grad_in_fp32=accumulate_grad_in_fp32,

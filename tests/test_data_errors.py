@@ -21,7 +21,7 @@ def one_line_error(proc, *needles):
 # ------------------------------------------------------------------------------ tokenizer vocabulary
 def test_tokenizer_vocab_must_match_the_model(tmp_path):
     runs = tmp_path / "runs"
-    proc = cli("recipes", "run", "recipes/tiny/data.yaml", "model.vocab_size=8192", runs=runs)
+    proc = cli("pipeline", "run", "recipes/tiny/data.yaml", "model.vocab_size=8192", runs=runs)
     line = one_line_error(proc, "tokenizer.build_vocab_size", "8192")
     assert line.startswith("recipes/tiny/base.yaml")
     assert not runs.exists()
@@ -30,7 +30,7 @@ def test_tokenizer_vocab_must_match_the_model(tmp_path):
 def test_existing_tokenizer_with_another_vocab_is_refused(tiny_data, tmp_path):
     runs = tmp_path / "runs"
     tok = tiny_data["data"] / "tokenizer"
-    proc = cli("recipes", "run", "recipes/tiny/data.yaml", "tokenizer.kind=local", f"tokenizer.name_or_path={tok}",
+    proc = cli("pipeline", "run", "recipes/tiny/data.yaml", "tokenizer.kind=local", f"tokenizer.name_or_path={tok}",
                "model.vocab_size=2048", runs=runs)
     one_line_error(proc, "model.vocab_size", "4,096", "2,048", "tokenizer.json")
     assert not runs.exists()
@@ -47,15 +47,14 @@ def test_missing_source(recipes_copy, source, needle):
     mixture = recipes_copy / "recipes" / "tiny" / "mixtures" / "stage1.yaml"
     (mixture.parent / "empty_dir").mkdir()
     mixture.write_text(mixture.read_text() + f"  - {source}\n")
-    proc = cli("recipes", "run", "recipes/tiny/data.yaml", cwd=recipes_copy, runs=recipes_copy / "runs")
+    proc = cli("pipeline", "run", "recipes/tiny/data.yaml", cwd=recipes_copy, runs=recipes_copy / "runs")
     one_line_error(proc, "recipes/tiny/mixtures/stage1.yaml", needle)
     assert not (recipes_copy / "runs").exists()
 
 
 def test_sampler_refuses_a_missing_folder(tmp_path):
+    from pretrain.data.mixture import MixtureSampler
     from recipes.loader import RecipeError
-
-    from pretrain.mixture import MixtureSampler
 
     with pytest.raises(RecipeError, match="missing tokenized source"):
         MixtureSampler([tmp_path / "nope"], [1.0], 256)
@@ -68,11 +67,10 @@ def test_truncated_ds_file(tiny_data, tmp_path):
     with open(ds, "r+b") as f:
         f.truncate(ds.stat().st_size - 4)
     # the mixture report, the sampler and a rerun of the stage all refuse it
-    one_line_error(cli("pretrain.data_report", "recipes/tiny", runs=runs), "000_prose.ds", "truncated")
-    one_line_error(cli("recipes", "run", "recipes/tiny/data.yaml", runs=runs), "000_prose.ds", "truncated")
+    one_line_error(cli("pretrain.data.report", "recipes/tiny", runs=runs), "000_prose.ds", "truncated")
+    one_line_error(cli("pipeline", "run", "recipes/tiny/data.yaml", runs=runs), "000_prose.ds", "truncated")
+    from pretrain.data.mixture import MixtureSampler
     from recipes.loader import RecipeError
-
-    from pretrain.mixture import MixtureSampler
 
     with pytest.raises(RecipeError, match="truncated"):
         MixtureSampler([ds.parent], [1.0], 256)
@@ -94,14 +92,13 @@ def test_index_that_does_not_match_its_data(tiny_data, tmp_path, damage, needle)
         ends.tofile(index)
     else:
         index.write_bytes(index.read_bytes() + b"\0\0\0")
-    one_line_error(cli("pretrain.data_report", "recipes/tiny", runs=runs), "000_math.ds.index", needle)
+    one_line_error(cli("pretrain.data.report", "recipes/tiny", runs=runs), "000_math.ds.index", needle)
 
 
 def test_documents_not_ending_with_eos_are_detected(tiny_data, tmp_path):
     """An index shifted by one token (same length, still increasing) no longer points at the eos tokens."""
+    from pretrain.data.mixture import MixtureSampler
     from recipes.loader import RecipeError
-
-    from pretrain.mixture import MixtureSampler
 
     runs = copy_data(tiny_data, tmp_path)
     index = runs / "tiny" / "data" / "math" / "000_math.ds.index"
@@ -119,7 +116,7 @@ def test_damaged_output_is_not_half_rewritten(tiny_data, tmp_path):
     with open(ds, "r+b") as f:
         f.truncate(100)
     before = sorted((p, p.stat().st_size) for p in (runs / "tiny" / "data").rglob("*") if p.is_file())
-    proc = cli("recipes", "run", "recipes/tiny/data.yaml", runs=runs)
+    proc = cli("pipeline", "run", "recipes/tiny/data.yaml", runs=runs)
     one_line_error(proc, "000_code.ds")
     after = sorted((p, p.stat().st_size) for p in (runs / "tiny" / "data").rglob("*") if p.is_file())
     assert before == after
@@ -129,7 +126,7 @@ def test_damaged_output_is_not_half_rewritten(tiny_data, tmp_path):
 def test_tokenizer_eos_id_must_match_the_recipe(tiny_data, tmp_path):
     runs = tmp_path / "runs"
     tok = tiny_data["data"] / "tokenizer"
-    proc = cli("recipes", "run", "recipes/tiny/data.yaml", "tokenizer.kind=local", f"tokenizer.name_or_path={tok}",
+    proc = cli("pipeline", "run", "recipes/tiny/data.yaml", "tokenizer.kind=local", f"tokenizer.name_or_path={tok}",
                "tokenizer.eos_token_id=7", runs=runs)
     one_line_error(proc, "tokenizer.eos_token_id", "(got 7)")
     assert not runs.exists()

@@ -1,4 +1,4 @@
-"""pretrain.mixture: exact shares, seeded order, windows and per-document positions, on the built tiny data."""
+"""pretrain.data.mixture: exact shares, seeded order, windows and per-document positions, on the built tiny data."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,9 +10,8 @@ from tests.data_fixtures import REPO, read_folder, tiny_data  # noqa: F401
 @pytest.fixture
 def stage1(tiny_data, monkeypatch):
     """The sampler of the tiny pretrain-stage1 recipe, built from its mixture file and data seed."""
+    from pretrain.data.mixture import MixtureSampler
     from recipes.loader import load_stage
-
-    from pretrain.mixture import MixtureSampler
 
     monkeypatch.setenv("SMOLLM3_RUNS", str(tiny_data["runs"]))
     recipe = load_stage(REPO / "recipes/tiny/pretrain-stage1.yaml")
@@ -41,7 +40,7 @@ def test_realized_token_shares_match_the_weights(stage1):
 
 
 def test_same_seed_same_order_other_seed_other_order(tiny_data):
-    from pretrain.mixture import MixtureSampler
+    from pretrain.data.mixture import MixtureSampler
 
     folders = [tiny_data["data"] / n for n in ("prose", "code", "math")]
     a = MixtureSampler(folders, [0.85, 0.12, 0.03], 256, seed=6)
@@ -57,7 +56,7 @@ def test_same_seed_same_order_other_seed_other_order(tiny_data):
 
 def test_samples_are_windows_of_the_source(tiny_data):
     """Sample i = seq_len + 1 consecutive tokens of one source, starting at a multiple of seq_len."""
-    from pretrain.mixture import MixtureSampler
+    from pretrain.data.mixture import MixtureSampler
 
     names = ["prose", "code", "math", "reasoning"]
     tokens = {n: read_folder(tiny_data["data"] / n)[0] for n in names}
@@ -70,7 +69,7 @@ def test_samples_are_windows_of_the_source(tiny_data):
 
 
 def test_positions_restart_after_each_document_end(tiny_data):
-    from pretrain.mixture import MixtureSampler
+    from pretrain.data.mixture import MixtureSampler
 
     data = tiny_data["data"]
     eos = 1  # <|end_of_text|> in the tiny tokenizer
@@ -89,7 +88,7 @@ def test_positions_restart_after_each_document_end(tiny_data):
 
 
 def test_each_epoch_visits_every_window_once(tiny_data):
-    from pretrain.mixture import MixtureSampler
+    from pretrain.data.mixture import MixtureSampler
 
     sampler = MixtureSampler([tiny_data["data"] / "prose", tiny_data["data"] / "math"], [0.9, 0.1], 256, seed=11)
     n_prose = int(sampler.n_windows[0])
@@ -107,7 +106,7 @@ def test_each_epoch_visits_every_window_once(tiny_data):
 
 
 def test_permutation_is_a_bijection():
-    from pretrain.mixture import permute_index
+    from pretrain.data.mixture import permute_index
 
     for n in (1, 2, 3, 10, 97, 1000, 4097):
         out = [permute_index(j, n, key=12345) for j in range(n)]

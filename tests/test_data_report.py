@@ -39,7 +39,7 @@ def parse_markdown(text: str) -> dict:
 
 def test_published_recipe_category_shares_without_data(tmp_path):
     out = tmp_path / "report.md"
-    proc = cli("pretrain.data_report", "recipes/smollm3-3b", "-o", out, runs=tmp_path / "runs")
+    proc = cli("pretrain.data.report", "recipes/smollm3-3b", "-o", out, runs=tmp_path / "runs")
     assert proc.returncode == 0, proc.stderr[-2000:]
     stages = parse_markdown(out.read_text())
     assert list(stages) == list(PUBLISHED)
@@ -55,7 +55,7 @@ def test_tiny_report_tokens_and_epochs(tiny_data):
     from recipes.derive import plan_row
     from recipes.loader import load_stage
 
-    proc = cli("pretrain.data_report", "recipes/tiny", "--json", runs=tiny_data["runs"])
+    proc = cli("pretrain.data.report", "recipes/tiny", "--json", runs=tiny_data["runs"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     rep = json.loads(proc.stdout)
     available = {n: len(read_folder(tiny_data["data"] / n)[0]) for n in ("prose", "code", "math", "reasoning")}
@@ -75,7 +75,7 @@ def test_tiny_report_tokens_and_epochs(tiny_data):
 
 def test_report_warns_about_repeated_sources(tiny_data, tmp_path):
     out = tmp_path / "tiny.md"
-    proc = cli("pretrain.data_report", "recipes/tiny", "--max-epochs", "1.5", "-o", out, runs=tiny_data["runs"])
+    proc = cli("pretrain.data.report", "recipes/tiny", "--max-epochs", "1.5", "-o", out, runs=tiny_data["runs"])
     assert proc.returncode == 0
     assert "warning: pretrain-stage1: prose is repeated" in proc.stderr
     text = out.read_text()
@@ -85,7 +85,7 @@ def test_report_warns_about_repeated_sources(tiny_data, tmp_path):
 
 
 def test_report_refuses_bad_arguments(tmp_path):
-    proc = cli("pretrain.data_report", "recipes/nope", runs=tmp_path / "runs")
+    proc = cli("pretrain.data.report", "recipes/nope", runs=tmp_path / "runs")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    proc = cli("pretrain.data_report", "recipes/tiny", "--max-epochs", "0", runs=tmp_path / "runs")
+    proc = cli("pretrain.data.report", "recipes/tiny", "--max-epochs", "0", runs=tmp_path / "runs")
     assert proc.returncode == 2 and "--max-epochs" in proc.stderr

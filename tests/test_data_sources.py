@@ -26,7 +26,7 @@ def write_jsonl(path: Path, texts, key="text"):
 
 
 def test_builtin_corpora_are_deterministic():
-    from pretrain import corpora
+    from pretrain.data import corpora
 
     for name in corpora.BUILTINS:
         a, b = list(corpora.documents(name)), list(corpora.documents(name))
@@ -39,7 +39,7 @@ def test_builtin_corpora_are_deterministic():
 def test_reader_factory_on_local_stand_ins(tmp_path, kind):
     """`path:` folders and a `dataset:` (datasets.load_dataset, streaming) pointed at a local folder are read
     by the same factory the published recipe uses for its Hub datasets."""
-    from pretrain.data_sources import SourceSpec, make_reader
+    from pretrain.data.sources import SourceSpec, make_reader
 
     if kind == "parquet":
         write_parquet(tmp_path / "pq" / "sub" / "part-0.parquet", "content", TEXTS[:30])
@@ -69,7 +69,7 @@ def test_reader_factory_on_local_stand_ins(tmp_path, kind):
 @pytest.mark.slow
 def test_recipe_with_local_dataset_and_path_sources(tmp_path):
     """A recipe whose mixture reads a parquet folder (`path:`), a local datasets folder (`dataset:`) and a
-    builtin corpus, built through `python -m recipes run` like any data stage."""
+    builtin corpus, built through `python -m pipeline run` like any data stage."""
     rdir = tmp_path / "recipes" / "mini"
     write_parquet(tmp_path / "stand_in" / "parquet" / "part-0.parquet", "content", TEXTS)
     write_parquet(tmp_path / "stand_in" / "hub" / "data" / "train-00000.parquet", "text", TEXTS[::-1][:40])
@@ -85,7 +85,7 @@ def test_recipe_with_local_dataset_and_path_sources(tmp_path):
         f"  - {{name: hub-standin, category: web, weight: 0.3, dataset: {tmp_path / 'stand_in' / 'hub'}}}\n"
         "  - {name: reasoning, category: reasoning, weight: 0.2, builtin: reasoning_traces}\n")
     runs = tmp_path / "runs"
-    proc = cli("recipes", "run", "recipes/mini/data.yaml", cwd=tmp_path, runs=runs)
+    proc = cli("pipeline", "run", "recipes/mini/data.yaml", cwd=tmp_path, runs=runs)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = runs / "mini" / "data"
     from transformers import AutoTokenizer
@@ -103,7 +103,7 @@ def test_recipe_with_local_dataset_and_path_sources(tmp_path):
     assert manifest["metrics"]["sources"]["local-parquet"]["dropped_too_short"] == len(TEXTS) - len(kept)
     # editing a local source's files makes the next call rebuild it (and the tokenizer trained on it)
     write_parquet(tmp_path / "stand_in" / "parquet" / "part-0.parquet", "content", TEXTS + [TEXTS[-1] + " new"])
-    again = cli("recipes", "run", "recipes/mini/data.yaml", cwd=tmp_path, runs=runs)
+    again = cli("pipeline", "run", "recipes/mini/data.yaml", cwd=tmp_path, runs=runs)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "local-parquet: 61 read" in again.stdout and "tokenizer: trained" in again.stdout
     toks, ends = read_folder(data / "local-parquet")
@@ -116,14 +116,14 @@ def test_slurm_executors_are_built_not_submitted(tmp_path, monkeypatch):
     import dill
     from datatrove.executor import SlurmPipelineExecutor
 
-    from pretrain.data_sources import stage_sources
-    from pretrain.data_stage import SourceBuild
+    from pretrain.data.sources import stage_sources
+    from pretrain.data.stage import SourceBuild
     from recipes.loader import load_stage
 
     monkeypatch.setenv("SMOLLM3_RUNS", str(tmp_path / "runs"))
     recipe = load_stage(REPO / "recipes/tiny/data.yaml", ["executor.kind=slurm", "cluster.partition=cpu",
                                                           "executor.tasks=8", "executor.workers=4"])
-    spec = next(s for s in stage_sources(recipe, REPO / "recipes/tiny") if s.name == "math")
+    spec = next(s for s in stage_sources(recipe) if s.name == "math")
     build = SourceBuild(recipe, spec, tokenizer_file="/x/tokenizer.json", eos="<|end_of_text|>", tokenizer_sha="x")
     chain = build.executors(slurm_logs=str(tmp_path / "slurm_logs"))
     assert [type(e) for e in chain] == [SlurmPipelineExecutor] * 4
@@ -141,7 +141,7 @@ def test_slurm_executors_are_built_not_submitted(tmp_path, monkeypatch):
 
 
 def test_dry_run_of_the_published_recipe_writes_nothing(tmp_path):
-    proc = cli("pretrain.data_stage", "recipes/smollm3-3b/data.yaml", "--dry-run", runs=tmp_path / "runs")
+    proc = cli("pretrain.data.stage", "recipes/smollm3-3b/data.yaml", "--dry-run", runs=tmp_path / "runs")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert out.startswith("data stage of smollm3-3b: 115 sources, executor slurm (1000 tasks, 500 workers)")
@@ -152,7 +152,7 @@ def test_dry_run_of_the_published_recipe_writes_nothing(tmp_path):
 
 
 def test_published_recipe_refuses_unpublished_sources_before_writing(tmp_path):
-    proc = cli("recipes", "run", "recipes/smollm3-3b/data.yaml", runs=tmp_path / "runs")
+    proc = cli("pipeline", "run", "recipes/smollm3-3b/data.yaml", runs=tmp_path / "runs")
     assert proc.returncode == 2 and "not published" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()

@@ -105,7 +105,7 @@ def test_second_call_does_no_work(tiny_data):
     data = tiny_data["data"]
     before = {p: p.stat().st_mtime_ns for p in data.rglob("*.ds")}
     t0 = time.time()
-    proc = cli("recipes", "run", "recipes/tiny/data.yaml", runs=tiny_data["runs"])
+    proc = cli("pipeline", "run", "recipes/tiny/data.yaml", runs=tiny_data["runs"])
     assert proc.returncode == 0, proc.stderr
     assert time.time() - t0 < 10
     assert "up to date" in proc.stdout
@@ -121,7 +121,7 @@ def test_rebuild_after_a_source_folder_is_deleted(tiny_data, tmp_path):
     runs = copy_data(tiny_data, tmp_path)
     data = runs / "tiny" / "data"
     shutil.rmtree(data / "math")
-    proc = cli("recipes", "run", "recipes/tiny/data.yaml", runs=runs)
+    proc = cli("pipeline", "run", "recipes/tiny/data.yaml", runs=runs)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "[data] prose: up to date" in proc.stdout and "[data] math: 2,000 read" in proc.stdout
     assert "already been completed" in proc.stderr
@@ -134,7 +134,7 @@ def test_killed_run_completes_on_next_call(tiny_data, tmp_path):
     the finished datatrove tasks, and the result is byte-identical to an uninterrupted build."""
     runs = tmp_path / "runs"
     env = dict(os.environ, PYTHONPATH=str(REPO), SMOLLM3_RUNS=str(runs))
-    proc = subprocess.Popen([sys.executable, "-m", "recipes", "run", "recipes/tiny/data.yaml"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "recipes/tiny/data.yaml"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     first = runs / "tiny" / "data" / "prose" / "000_prose.ds"
     deadline = time.time() + 120
@@ -146,7 +146,7 @@ def test_killed_run_completes_on_next_call(tiny_data, tmp_path):
     manifest = json.loads((runs / "tiny" / "data" / "manifest.json").read_text())
     assert manifest["status"] == "running"  # killed: not marked completed
     assert not (runs / "tiny" / "data" / "reasoning").exists()
-    again = cli("recipes", "run", "recipes/tiny/data.yaml", runs=runs)
+    again = cli("pipeline", "run", "recipes/tiny/data.yaml", runs=runs)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "[data] prose: up to date" in again.stdout
     for name in SOURCES:

@@ -36,7 +36,8 @@ def tiny_model(tmp_path_factory):
 
 
 def test_missing_model_folder(tmp_path):
-    assert_one_line_error(run_eval_cli("run", "--model", tmp_path / "nope", "--suite", "tiny", "--output-dir", tmp_path),
+    assert_one_line_error(run_eval_cli("run", "--model", tmp_path / "nope", "--suite", "tiny", "--output-dir",
+                                       tmp_path),
                           str(tmp_path / "nope"), "not found")
 
 

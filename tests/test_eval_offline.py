@@ -13,9 +13,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from lighteval.models.model_output import ModelResponse  # noqa: E402
+
 from eval import offline_data as od  # noqa: E402
 from eval import offline_tasks as ot  # noqa: E402
-from lighteval.models.model_output import ModelResponse  # noqa: E402
 
 
 def gen(text):

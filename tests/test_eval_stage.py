@@ -2,10 +2,10 @@
 import json
 
 import pytest
-
 from conftest import REPO, run_cli
+
 from recipes.loader import load_stage
-from recipes.rundir import StageRun
+from rundir import StageRun
 
 
 @pytest.mark.slow
@@ -24,7 +24,7 @@ def test_eval_stage_scores_each_checkpoint(tmp_path, monkeypatch):
             make_tiny_model(run.dir / "hf")
             raise RuntimeError("killed")
 
-    out = run_cli("recipes", "run", REPO / "recipes/tiny/eval.yaml", "max_samples=4", cwd=tmp_path, timeout=600)
+    out = run_cli("pipeline", "run", REPO / "recipes/tiny/eval.yaml", "max_samples=4", cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     eval_dir = runs / "tiny" / "eval"
     manifest = json.loads((eval_dir / "manifest.json").read_text())

@@ -212,7 +212,8 @@ def test_resume_restores_grouped_optimizer_exactly(run):
     data["checkpoints"]["checkpoint_interval"] = 2
     config.write_text(yaml.safe_dump(data))
     uninterrupted = H.train(config).losses
-    data["checkpoints"].update(resume_checkpoint_path=str(root / "checkpoints" / "2"), checkpoints_path=str(root / "c2"))
+    data["checkpoints"].update(resume_checkpoint_path=str(root / "checkpoints" / "2"),
+                               checkpoints_path=str(root / "c2"))
     (root / "b.yaml").write_text(yaml.safe_dump(data))
     trainer = H.RecordingTrainer(str(root / "b.yaml"))
     batches = synthetic_batches(4, H.SEQ, H.VOCAB, trainer.parallel_context)
@@ -238,7 +239,8 @@ def test_embedding_excluded_from_weight_decay(run):
     model.load_state_dict(run.model.state_dict())
     args = OptimizerArgs(zero_stage=0, weight_decay=0.1, clip_grad=None, accumulate_grad_in_fp32=False,
                          adam_eps=1e-8, adam_beta1=0.9, adam_beta2=0.95, torch_adam_is_fused=False,
-                         learning_rate_scheduler=LRSchedulerArgs(learning_rate=0.5, lr_warmup_style="constant"))  # fmt: skip
+                         learning_rate_scheduler=LRSchedulerArgs(learning_rate=0.5,
+                                                                 lr_warmup_style="constant"))  # fmt: skip
     optimizer, _ = build_optimizer(model, args, run.pc)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     for p in model.parameters():
@@ -260,7 +262,8 @@ def test_converted_folder_is_a_complete_hf_smollm3(run, tmp_path):
     tokenizer.train_from_iterator(["the tiny model reads a tiny story", "a story about a model"] * 20, trainer)
     tokenizer.save(str(tmp_path / "tokenizer.json"))
 
-    out = convert.convert(run.root / "ref" / "checkpoints" / "0", tmp_path / "hf", tokenizer=tmp_path / "tokenizer.json")
+    out = convert.convert(run.root / "ref" / "checkpoints" / "0", tmp_path / "hf",
+                          tokenizer=tmp_path / "tokenizer.json")
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["SmolLM3ForCausalLM"] and config["tie_word_embeddings"] is True
     assert config["no_rope_layer_interval"] == 4 and config["rope_parameters"]["rope_theta"] == 50000.0

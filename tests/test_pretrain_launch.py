@@ -1,6 +1,5 @@
 """The upstream nanotron export and the Slurm launcher for the published recipe."""
 import yaml
-
 from conftest import REPO, run_cli
 
 S1 = REPO / "recipes/smollm3-3b/pretrain-stage1.yaml"
@@ -15,7 +14,8 @@ def test_export_carries_the_published_stage1_values(tmp_path):
     # values of text/pretraining/smollm3/stage1_8T.yaml
     assert (mc["hidden_size"], mc["intermediate_size"], mc["num_hidden_layers"], mc["num_attention_heads"],
             mc["num_key_value_heads"], mc["vocab_size"]) == (2048, 11008, 36, 16, 4, 128256)
-    assert (mc["no_rope_layer"], mc["_use_doc_masking"], mc["rope_theta"], mc["tie_word_embeddings"]) == (4, True, 50000.0, True)
+    assert (mc["no_rope_layer"], mc["_use_doc_masking"], mc["rope_theta"], mc["tie_word_embeddings"]) == \
+        (4, True, 50000.0, True)
     assert (mc["bos_token_id"], mc["eos_token_id"], mc["max_position_embeddings"]) == (128000, 128001, 4096)
     assert c["model"]["init_method"]["std"] == 0.02 and c["model"]["dtype"] == "bfloat16"
     p = c["parallelism"]
@@ -29,7 +29,8 @@ def test_export_carries_the_published_stage1_values(tmp_path):
                   "lr_decay_starting_step": 4198001, "lr_decay_steps": 522000, "lr_decay_style": "linear",
                   "min_decay_lr": 0.0}
     o = c["optimizer"]
-    assert (o["weight_decay"], o["clip_grad"], o["weight_decay_exclude_named_params"]) == (0.1, 1.0, [".*token_embedding.*"])
+    assert (o["weight_decay"], o["clip_grad"], o["weight_decay_exclude_named_params"]) == (0.1, 1.0,
+                                                                                           [".*token_embedding.*"])
     assert (o["optimizer_factory"]["adam_beta1"], o["optimizer_factory"]["adam_beta2"]) == (0.9, 0.95)
     [stage] = c["data_stages"]
     assert (stage["name"], stage["start_training_step"]) == ("stable", 1)
@@ -53,18 +54,20 @@ def test_export_long_context_uses_ring_attention_and_cp():
     res = run_cli("pretrain", "export-nanotron", REPO / "recipes/smollm3-3b/longctx-32k.yaml")
     c = yaml.safe_load(res.stdout)
     mc = c["model"]["model_config"]
-    assert (mc["rope_theta"], mc["max_position_embeddings"], mc["_attn_implementation"], mc["ring_attn_heads_k_stride"]) == \
+    assert (mc["rope_theta"], mc["max_position_embeddings"], mc["_attn_implementation"],
+            mc["ring_attn_heads_k_stride"]) == \
         (2000000.0, 32768, "llama3_ring_attention", 1)
     assert (c["parallelism"]["context_parallel_size"], c["tokens"]["batch_accumulation_per_replica"]) == (4, 6)
 
 
 def test_export_refuses_a_non_nanotron_stage():
     res = run_cli("pretrain", "export-nanotron", REPO / "recipes/smollm3-3b/sft.yaml")
-    assert res.returncode == 2 and res.stderr.strip().endswith("kind: must be pretrain or longctx to export (got 'sft')")
+    assert res.returncode == 2
+    assert res.stderr.strip().endswith("kind: must be pretrain or longctx to export (got 'sft')")
 
 
 def test_sbatch_for_smollm3_asks_for_48_nodes_of_8_gpus(tmp_path):
-    res = run_cli("pretrain", "launch", S1, "--launcher", "slurm", "--dry-run", cwd=tmp_path)
+    res = run_cli("pipeline", "launch", S1, "--launcher", "slurm", "--dry-run", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     script = (tmp_path / "runs/smollm3-3b/pretrain-stage1/launch.sbatch").read_text()
     assert "#SBATCH --nodes=48" in script and "#SBATCH --gpus-per-node=8" in script
@@ -72,20 +75,21 @@ def test_sbatch_for_smollm3_asks_for_48_nodes_of_8_gpus(tmp_path):
     assert "export CUDA_DEVICE_MAX_CONNECTIONS=1" in script
     assert "--nproc_per_node 8" in script and "--rdzv_backend c10d" in script
     assert "recipes/smollm3-3b/pretrain-stage1.yaml" in script
-    lc = run_cli("pretrain", "launch", REPO / "recipes/smollm3-3b/longctx-64k.yaml", "--launcher", "slurm", "--dry-run",
+    lc = run_cli("pipeline", "launch", REPO / "recipes/smollm3-3b/longctx-64k.yaml", "--launcher", "slurm", "--dry-run",
                  cwd=tmp_path)
-    assert lc.returncode == 0 and "#SBATCH --nodes=12" in (tmp_path / "runs/smollm3-3b/longctx-64k/launch.sbatch").read_text()
+    assert lc.returncode == 0
+    assert "#SBATCH --nodes=12" in (tmp_path / "runs/smollm3-3b/longctx-64k/launch.sbatch").read_text()
 
 
 def test_bad_override_writes_no_launch_script(tmp_path):
-    res = run_cli("pretrain", "launch", S1, "parallelism.dp=0", "--launcher", "slurm", "--dry-run", cwd=tmp_path)
+    res = run_cli("pipeline", "launch", S1, "parallelism.dp=0", "--launcher", "slurm", "--dry-run", cwd=tmp_path)
     assert res.returncode == 2 and "parallelism.dp: must be > 0 (got 0)" in res.stderr
     assert not (tmp_path / "runs").exists()
 
 
 def test_context_parallelism_is_refused_before_launch(tmp_path):
     """nanotron 0.4 has no context parallelism: the published long-context layout (cp=4) is refused."""
-    res = run_cli("pretrain", "launch", REPO / "recipes/smollm3-3b/longctx-32k.yaml", "--launcher", "slurm",
+    res = run_cli("pipeline", "launch", REPO / "recipes/smollm3-3b/longctx-32k.yaml", "--launcher", "slurm",
                   cwd=tmp_path)
     assert res.returncode == 2 and "parallelism.cp: nanotron 0.4 has no context parallelism" in res.stderr
     assert not (tmp_path / "runs").exists()

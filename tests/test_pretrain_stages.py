@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
 
 # A short version of the tiny run: stages 1 / 2 / 3 = steps 1-10 / 11-13 / 14-16, checkpoints every 4 steps.
@@ -24,7 +23,7 @@ LC = ["steps.train_steps=4", "lr_schedule.warmup_steps=1", "lr_schedule.decay_st
 
 def stage(runs, name, *overrides, check=True):
     env = dict(os.environ, SMOLLM3_RUNS=str(runs))
-    out = subprocess.run([sys.executable, "-m", "recipes", "run", f"recipes/tiny/{name}.yaml", *overrides],
+    out = subprocess.run([sys.executable, "-m", "pipeline", "run", f"recipes/tiny/{name}.yaml", *overrides],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     if check:
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
@@ -90,7 +89,7 @@ def test_stages_continue_one_run_and_switch_mixture_at_their_start_step(chain):
     # each stage's batches come from its own mixture, counted from the stage's first sample
     for name in ("pretrain-stage2", "pretrain-stage3"):
         m = json.loads((chain / name / "manifest.json").read_text())
-        assert m["recipe"]["data"]["mixture"] == expected[name][2]
+        assert m["recipe"]["data"]["mixture"]["name"] == expected[name][2]
         assert m["metrics"]["first_step"] == expected[name][0]
 
 
@@ -155,7 +154,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_losses(chain, data_runs, tmp
     runs = tmp_path / "runs"
     shutil.copytree(data_runs / "tiny" / "data", runs / "tiny" / "data")
     env = dict(os.environ, SMOLLM3_RUNS=str(runs))
-    cmd = [sys.executable, "-m", "recipes", "run", "recipes/tiny/pretrain-stage1.yaml", *RUN]
+    cmd = [sys.executable, "-m", "pipeline", "run", "recipes/tiny/pretrain-stage1.yaml", *RUN]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     sdir = runs / "tiny" / "pretrain-stage1"
@@ -183,10 +182,10 @@ def test_published_wsd_corners_through_nanotron_scheduler():
     """The smollm3-3b schedule as nanotron builds it from this repo's config: warmup to 2e-4 over 2,000 steps,
     constant until step 4,198,001, linear decay to 0 over the last 522,000 steps."""
     import torch
+    from nanotron.helpers import lr_scheduler_builder
 
     from pretrain.nanotron_config import nanotron_config  # imports the compatibility layer first
     from recipes.loader import load_stage
-    from nanotron.helpers import lr_scheduler_builder
 
     r = load_stage(REPO / "recipes/smollm3-3b/pretrain-stage2.yaml")
     cfg = nanotron_config(r, checkpoints_dir=Path("unused"), token_ids={"bos": 128000, "eos": 128001})

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 import transformers
-
 from conftest import REPO, run_cli
+
 from recipes.derive import mixture_shares, param_count
 from recipes.loader import load_mixture, load_recipe
 
@@ -45,7 +45,8 @@ def test_plan_table_prints_every_stage():
         assert needle in out.stdout
 
 
-@pytest.mark.parametrize("stage", ["pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k", "longctx-64k"])
+@pytest.mark.parametrize("stage", ["pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k",
+                                   "longctx-64k"])
 def test_tokens_per_step(plan, stage):
     assert plan[stage]["global_batch_tokens"] == TOKENS_PER_STEP
     row = plan[stage]
@@ -159,10 +160,13 @@ def test_mixture_sources_name_hub_datasets():
 
 def test_sft_apo_midtrain_hyperparameters(plan, stages):
     mid, sft, apo = stages["midtrain"], stages["sft"], stages["apo"]
-    assert (mid.lr, mid.num_train_epochs, mid.max_length, mid.chat_template, mid.packing) == (2e-5, 5, 32768, "chatml", True)
-    assert [d.split for d in mid.datasets] == ["Llama_Nemotron_Post_Training_Dataset_reasoning_r1", "OpenThoughts3_1.2M"]
+    assert (mid.lr, mid.num_train_epochs, mid.max_length, mid.chat_template, mid.packing) == (2e-5, 5, 32768,
+                                                                                              "chatml", True)
+    assert [d.split for d in mid.datasets] == ["Llama_Nemotron_Post_Training_Dataset_reasoning_r1",
+                                               "OpenThoughts3_1.2M"]
     assert (sft.lr, sft.num_train_epochs, sft.max_length, sft.assistant_only_loss) == (2e-5, 5, 65536, True)
-    assert (sft.lr_scheduler_type, sft.min_lr_rate, sft.warmup_ratio, sft.max_grad_norm) == ("cosine_with_min_lr", 0.1, 0.03, 0.2)
+    assert (sft.lr_scheduler_type, sft.min_lr_rate, sft.warmup_ratio, sft.max_grad_norm) == ("cosine_with_min_lr",
+                                                                                             0.1, 0.03, 0.2)
     assert len(sft.datasets) == 25
     assert sum(d.mode == "think" for d in sft.datasets) == 10
     assert {d.split: d.weight for d in sft.datasets}["OpenThoughts3_1.2M_think"] == 0.02

@@ -3,8 +3,8 @@ import json
 
 import pytest
 import yaml
-
 from conftest import REPO, run_cli
+
 from recipes.derive import PIPELINE, mixture_shares
 from recipes.loader import Layers, load_mixture, load_recipe, load_stage, parse_override
 
@@ -45,7 +45,8 @@ def test_tiny_inherits_what_it_does_not_override(tiny, big):
 
 
 def test_tiny_exercises_both_parallel_paths_on_two_processes(tiny):
-    pars = [(tiny[s].parallelism.dp, tiny[s].parallelism.tp) for s in PIPELINE if tiny[s].kind in ("pretrain", "longctx")]
+    pars = [(tiny[s].parallelism.dp, tiny[s].parallelism.tp) for s in PIPELINE if tiny[s].kind in ("pretrain",
+                                                                                                   "longctx")]
     assert (2, 1) in pars and (1, 2) in pars
     assert all(dp * tp == 2 for dp, tp in pars)
 
@@ -91,7 +92,7 @@ def test_child_recipe_applies_on_top_of_parent_stage(tmp_path):
     (child / "_pretrain.yaml").write_text(yaml.safe_dump({"optimizer": {"lr": 1e-4}}))
     (child / "pretrain-stage3.yaml").write_text("")
     r = load_stage(child / "pretrain-stage3.yaml")
-    assert (r.name, r.optimizer.lr, r.model.hidden_size, r.data.mixture) == ("mine", 1e-4, 128, "stage3")
+    assert (r.name, r.optimizer.lr, r.model.hidden_size, r.data.mixture.name) == ("mine", 1e-4, 128, "stage3")
 
 
 def test_check_command_validates_all_stages():

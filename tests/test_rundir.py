@@ -2,10 +2,10 @@
 import json
 
 import pytest
-
 from conftest import REPO
+
 from recipes.loader import load_stage
-from recipes.rundir import StageRun, read_manifest
+from rundir import StageRun, read_manifest
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """Mixture report: what each pretraining / long-context stage draws from each source.
 
 Usage:
-  python -m pretrain.data_report recipes/tiny                        # markdown on stdout
-  python -m pretrain.data_report recipes/smollm3-3b -o mixtures.md   # works without the data: tokens unknown
-  python -m pretrain.data_report recipes/tiny --max-epochs 3 --json
+  python -m pretrain.data.report recipes/tiny                        # markdown on stdout
+  python -m pretrain.data.report recipes/smollm3-3b -o mixtures.md   # works without the data: tokens unknown
+  python -m pretrain.data.report recipes/tiny --max-epochs 3 --json
 
 Per stage: source, category, weight, normalized share, tokens available (from runs/<recipe>/data/<source>/
 when built, else "unknown"), tokens the stage draws (the planner's tokens x share), epochs over the source,
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from recipes.derive import mixture_shares, plan_row
-from recipes.loader import RecipeError, load_mixture, load_recipe
+from recipes.loader import RecipeError, load_recipe
 
 CATEGORIES = ["web", "multilingual", "code", "math", "reasoning"]
 
@@ -35,8 +35,8 @@ def human(n) -> str:
 
 def available_tokens(recipe_name: str, source: str):
     """Tokens in the source's tokenized folder, or None when it is not built (corrupt folders raise)."""
-    from pretrain.data_sources import source_folder
-    from pretrain.mixture import TokenizedFolder
+    from pretrain.data.mixture import TokenizedFolder
+    from pretrain.data.sources import source_folder
 
     folder = source_folder(recipe_name, source)
     if not folder.is_dir():
@@ -44,9 +44,8 @@ def available_tokens(recipe_name: str, source: str):
     return TokenizedFolder(folder).n_tokens
 
 
-def build_report(recipe_dir, overrides=(), max_epochs=None) -> dict:
-    recipe_dir = Path(recipe_dir)
-    recipes = load_recipe(recipe_dir, overrides)
+def build_report(directory, overrides=(), max_epochs=None) -> dict:
+    recipes = load_recipe(directory, overrides)
     data = next((r for r in recipes.values() if r.kind == "data"), None)
     limit = max_epochs if max_epochs is not None else (data.max_epochs_warning if data else 5.0)
     name = next(iter(recipes.values())).name
@@ -55,7 +54,7 @@ def build_report(recipe_dir, overrides=(), max_epochs=None) -> dict:
     for r in recipes.values():
         if r.kind not in ("pretrain", "longctx"):
             continue
-        mixture = load_mixture(recipe_dir, r.data.mixture)
+        mixture = r.data.mixture
         row = plan_row(r, mfu=0.4, peak_tflops=None)
         total_w = sum(s.weight for s in mixture.sources)
         stage = {"stage": r.stage, "mixture": mixture.name, "tokens": row["tokens"], "steps": row["steps"],
@@ -125,8 +124,8 @@ def to_markdown(rep: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pretrain.data_report", description=__doc__.split("\n")[0])
-    ap.add_argument("recipe_dir")
+    ap = argparse.ArgumentParser(prog="python -m pretrain.data.report", description=__doc__.split("\n")[0])
+    ap.add_argument("recipe", help="a recipe directory, e.g. recipes/tiny")
     ap.add_argument("overrides", nargs="*")
     ap.add_argument("--max-epochs", type=float, default=None, help="warn above this many epochs "
                                                                   "(default: the data recipe's max_epochs_warning)")
@@ -136,7 +135,7 @@ def main(argv=None) -> int:
     try:
         if args.max_epochs is not None and args.max_epochs <= 0:
             raise RecipeError("--max-epochs", "", f"must be > 0 (got {args.max_epochs})")
-        rep = build_report(args.recipe_dir, args.overrides, args.max_epochs)
+        rep = build_report(args.recipe, args.overrides, args.max_epochs)
     except RecipeError as e:
         print(str(e), file=sys.stderr)
         return 2

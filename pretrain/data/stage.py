@@ -11,8 +11,8 @@ finish on the next call):
 Locally they run one after the other on LocalPipelineExecutor; with `executor.kind: slurm` the same
 executors are chained with SlurmPipelineExecutor(depends=...) and submitted.
 
-Before that, for the tiny recipe: the builtin corpora are generated (pretrain/corpora.py) and the BPE
-tokenizer is trained on them (tokenizer.kind build; pretrain/data_tokenizer.py).
+Before that, for the tiny recipe: the builtin corpora are generated (pretrain/data/corpora.py) and the BPE
+tokenizer is trained on them (tokenizer.kind build; pretrain/data/tokenizer.py).
 
 Layout (runs/ moves with SMOLLM3_RUNS):
   runs/<recipe>/data/manifest.json            stage manifest: inputs, outputs, documents / tokens per source
@@ -23,8 +23,8 @@ Layout (runs/ moves with SMOLLM3_RUNS):
   runs/<recipe>/data/_logs/<source>/<step>/   datatrove logs, stats, completion markers
 
 Usage:
-  python -m recipes run recipes/tiny/data.yaml                        # = make data (seconds on 2 CPUs)
-  python -m pretrain.data_stage recipes/smollm3-3b/data.yaml --dry-run # the plan and Slurm scripts, no writes
+  python -m pipeline run recipes/tiny/data.yaml                        # = make data (seconds on 2 CPUs)
+  python -m pretrain.data.stage recipes/smollm3-3b/data.yaml --dry-run # the plan and Slurm scripts, no writes
 Bad input (unknown builtin, missing source, tokenizer / model vocabulary mismatch, corrupt outputs): one
 line `file: field: message` on stderr, exit code 2, nothing written.
 """
@@ -41,11 +41,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from pretrain.data import tokenizer
+from pretrain.data.sources import SourceSpec, data_dir, make_reader, stage_sources
 from recipes.loader import RecipeError, display
-from recipes.rundir import REPO, StageRun, read_manifest, sha256_json, write_json_atomic
-
-from pretrain import data_tokenizer
-from pretrain.data_sources import SourceSpec, data_dir, make_reader, recipe_dir_of, stage_sources
+from rundir import REPO, StageRun, read_manifest, sha256_json, write_json_atomic
 
 STEPS = ("1_signatures", "2_find_duplicates", "3_tokenize", "4_merge")
 LAYOUT_VERSION = 1
@@ -74,7 +73,7 @@ def make_executor(recipe, pipeline, *, tasks: int, logging_dir: Path, job: str, 
     from datatrove.executor import SlurmPipelineExecutor
 
     if not recipe.cluster.partition:
-        raise RecipeError(f"recipes/{recipe.name}/base.yaml", "cluster.partition",
+        raise RecipeError(recipe.file_of("cluster.partition"), "cluster.partition",
                           "required with executor.kind slurm (got null)")
     venv = Path(sys.prefix) / "bin" / "activate"
     env = (f"source {venv}; " if venv.is_file() else "") + f"export PYTHONPATH={REPO}:$PYTHONPATH"
@@ -104,16 +103,20 @@ class SourceBuild:
                             "shuffle": recipe.shuffle, "seed": recipe.seed, "tasks": recipe.executor.tasks,
                             "max_tokens_per_file": recipe.max_tokens_per_file}
         if spec.kind == "builtin":
-            from pretrain.corpora import spec as corpus_spec
+            from pretrain.data.corpora import spec as corpus_spec
 
             self.fingerprint["corpus"] = corpus_spec(spec.builtin)
 
     def executors(self, slurm_logs: Optional[str] = None) -> list:
-        from datatrove.pipeline.dedup.exact_dedup import (ExactDedupConfig, ExactDedupFilter, ExactDedupSignature,
-                                                          ExactFindDedups)
+        from datatrove.pipeline.dedup.exact_dedup import (
+            ExactDedupConfig,
+            ExactDedupFilter,
+            ExactDedupSignature,
+            ExactFindDedups,
+        )
         from datatrove.pipeline.tokens import DocumentTokenizer, DocumentTokenizerMerger
 
-        from pretrain.data_blocks import ClearFolder, LengthFilter, PublishFolder, doc_text
+        from pretrain.data.blocks import ClearFolder, LengthFilter, PublishFolder, doc_text
 
         r, T = self.recipe, self.recipe.executor.tasks
         sigs, dups = self.work / "dedup_signatures", self.work / "dedup_duplicates"
@@ -135,10 +138,10 @@ class SourceBuild:
             prev = ex([ExactFindDedups(str(sigs), str(dups), cfg)], 1, STEPS[1], prev)
             chain.append(prev)
             dedup = [ExactDedupFilter(str(dups), cfg)]
-        tokenizer = DocumentTokenizer(str(tokenized), tokenizer_name_or_path=self.tokenizer_file, eos_token=self.eos,
-                                      save_filename=self.spec.name, shuffle_documents=r.shuffle, seed=r.seed,
-                                      max_tokens_per_file=r.max_tokens_per_file, batch_size=1000)
-        prev = ex(read_and_filter() + dedup + [tokenizer], T, STEPS[2], prev)
+        tokenize = DocumentTokenizer(str(tokenized), tokenizer_name_or_path=self.tokenizer_file, eos_token=self.eos,
+                                     save_filename=self.spec.name, shuffle_documents=r.shuffle, seed=r.seed,
+                                     max_tokens_per_file=r.max_tokens_per_file, batch_size=1000)
+        prev = ex(read_and_filter() + dedup + [tokenize], T, STEPS[2], prev)
         chain.append(prev)
         clear, publish = ClearFolder(str(merged)), PublishFolder(str(merged), str(self.final))
         merger = DocumentTokenizerMerger(str(tokenized), str(merged), save_filename=self.spec.name,
@@ -214,7 +217,7 @@ def _mark_stale_if_needed(out: Path, fingerprint: str, sources: list[SourceSpec]
     if not m or m.get("status") != "completed":
         return
     missing = [s.name for s in sources if not (out / s.name).is_dir()]
-    tok_file = data_tokenizer.tokenizer_dir(recipe) / "tokenizer.json"
+    tok_file = tokenizer.tokenizer_dir(recipe) / "tokenizer.json"
     tok_missing = recipe.tokenizer.kind == "build" and not tok_file.is_file()
     if m.get("metrics", {}).get("fingerprint") != fingerprint or missing or tok_missing:
         m["status"] = "stale"
@@ -222,13 +225,13 @@ def _mark_stale_if_needed(out: Path, fingerprint: str, sources: list[SourceSpec]
 
 
 def _verify(folder: Path, eos_id: Optional[int] = None, check: str = "full"):
-    from pretrain.mixture import TokenizedFolder
+    from pretrain.data.mixture import TokenizedFolder
 
     return TokenizedFolder(folder, eos_id=eos_id, check=check)
 
 
 def _write_corpora(recipe, sources: list[SourceSpec], root: Path) -> dict:
-    from pretrain.corpora import write_corpus
+    from pretrain.data.corpora import write_corpus
 
     out = {}
     for b in sorted({s.builtin for s in sources if s.kind == "builtin"}):
@@ -243,22 +246,22 @@ def _write_corpora(recipe, sources: list[SourceSpec], root: Path) -> dict:
 def _tokenizer(recipe, sources: list[SourceSpec], root: Path):
     """Build (tiny) or load the tokenizer; returns (tokenizers.Tokenizer, sha256 of its file)."""
     if recipe.tokenizer.kind == "build":
-        from pretrain.corpora import spec as corpus_spec
+        from pretrain.data.corpora import spec as corpus_spec
 
         local = [s for s in sources if s.kind in ("builtin", "path")]
-        spec = data_tokenizer.build_spec(recipe, [corpus_spec(s.builtin) if s.kind == "builtin" else s.identity()
+        spec = tokenizer.build_spec(recipe, [corpus_spec(s.builtin) if s.kind == "builtin" else s.identity()
                                                   for s in sorted(local, key=lambda s: s.name)])
-        if data_tokenizer.is_built(recipe, spec):
-            log(f"tokenizer: up to date ({show(data_tokenizer.tokenizer_dir(recipe))})")
+        if tokenizer.is_built(recipe, spec):
+            log(f"tokenizer: up to date ({show(tokenizer.tokenizer_dir(recipe))})")
         else:
             t0 = time.time()
             texts = _training_texts(sorted(local, key=lambda s: s.name), root)
-            path = data_tokenizer.build(recipe, texts, spec)
+            path = tokenizer.build(recipe, texts, spec)
             log(f"tokenizer: trained a byte-level BPE of {recipe.tokenizer.build_vocab_size:,} tokens on "
                 f"{len(local)} sources in {time.time() - t0:.1f}s -> {show(path)}")
-    tok = data_tokenizer.load_checked(recipe)
-    name = data_tokenizer.datatrove_name(recipe)
-    sha = data_tokenizer.spec_sha({"file": Path(name).read_text()}) if Path(name).is_file() else name
+    tok = tokenizer.load_checked(recipe)
+    name = tokenizer.datatrove_name(recipe)
+    sha = tokenizer.spec_sha({"file": Path(name).read_text()}) if Path(name).is_file() else name
     return tok, sha
 
 
@@ -293,19 +296,18 @@ def _env(**values):
                 os.environ.pop(k, None)
 
 
-def run(recipe, recipe_dir=None):
+def run(recipe):
     """Build the tokenizer, the builtin corpora and every source's tokenized folder (see module doc)."""
     t_start = time.time()
     slurm = recipe.executor.kind == "slurm"
     # -- everything that can be refused is checked before anything is written
-    recipe_dir = Path(recipe_dir) if recipe_dir else recipe_dir_of(recipe)
-    sources = stage_sources(recipe, recipe_dir)
-    data_tokenizer.check_spec(recipe)
+    sources = stage_sources(recipe)
+    tokenizer.check_spec(recipe)
     if recipe.tokenizer.kind == "build" and not any(s.kind in ("builtin", "path") for s in sources):
-        raise RecipeError(f"recipes/{recipe.name}/base.yaml", "tokenizer.kind",
+        raise RecipeError(recipe.file_of("tokenizer.kind"), "tokenizer.kind",
                           "build needs local sources (builtin or path) to train on")
     if slurm and not recipe.cluster.partition:
-        raise RecipeError(f"recipes/{recipe.name}/base.yaml", "cluster.partition",
+        raise RecipeError(recipe.file_of("cluster.partition"), "cluster.partition",
                           "required with executor.kind slurm (got null)")
     out = data_dir(recipe.name)
     fingerprint = _fingerprint(recipe, sources)
@@ -319,21 +321,21 @@ def run(recipe, recipe_dir=None):
     run_ = DataRun(recipe, inputs=path_inputs)
     up_to_date = run_.up_to_date
     if recipe.tokenizer.kind == "hub" and not up_to_date():
-        data_tokenizer.load_checked(recipe)  # a Hub tokenizer that does not fit the model: refuse before writing
+        tokenizer.load_checked(recipe)  # a Hub tokenizer that does not fit the model: refuse before writing
     with run_:
         if run_.skip:
             for s in sources:
                 _verify(out / s.name, check="light")
             return
-        log(f"{len(sources)} sources from mixtures {', '.join(recipe.mixtures)}: "
+        log(f"{len(sources)} sources from mixtures {', '.join(m.name for m in recipe.mixtures)}: "
             f"{', '.join(s.name for s in sources)}")
         run_.manifest["sources"] = [{"name": s.name, "category": s.category, "mixtures": s.mixtures,
                                      "license": s.license, **s.identity()} for s in sources]
         corpora = _write_corpora(recipe, sources, out)
         tok, tok_sha = _tokenizer(recipe, sources, out)
-        eos = data_tokenizer.eos_token(recipe)
+        eos = tokenizer.eos_token(recipe)
         eos_id = tok.token_to_id(eos)
-        builds = [SourceBuild(recipe, s, tokenizer_file=data_tokenizer.datatrove_name(recipe), eos=eos,
+        builds = [SourceBuild(recipe, s, tokenizer_file=tokenizer.datatrove_name(recipe), eos=eos,
                               tokenizer_sha=tok_sha, root=out) for s in sources]
         per_source, jobs, submitted = {}, [], []
         for b in builds:
@@ -382,10 +384,9 @@ def run(recipe, recipe_dir=None):
 
 
 # ----------------------------------------------------------------------------------------- dry run
-def dry_run(recipe, recipe_dir=None) -> str:
+def dry_run(recipe) -> str:
     """The plan of the stage and, on Slurm, the sbatch scripts it would submit. Writes nothing."""
-    recipe_dir = Path(recipe_dir) if recipe_dir else recipe_dir_of(recipe)
-    sources = stage_sources(recipe, recipe_dir, allow_unpublished=True)
+    sources = stage_sources(recipe, allow_unpublished=True)
     lines = [f"data stage of {recipe.name}: {len(sources)} sources, executor {recipe.executor.kind} "
              f"({recipe.executor.tasks} tasks, {recipe.executor.workers} workers), tokenizer "
              f"{recipe.tokenizer.name_or_path} ({recipe.tokenizer.kind}), filters {recipe.filters.model_dump()}, "
@@ -396,8 +397,8 @@ def dry_run(recipe, recipe_dir=None) -> str:
             if s.kind == "unpublished":
                 lines.append(f"- {s.name}: SKIPPED, not published (dataset: null): give `path:` to a local copy")
                 continue
-            b = SourceBuild(recipe, s, tokenizer_file=data_tokenizer.datatrove_name(recipe),
-                            eos=data_tokenizer.eos_token(recipe), tokenizer_sha="dry-run", root=tmp)
+            b = SourceBuild(recipe, s, tokenizer_file=tokenizer.datatrove_name(recipe),
+                            eos=tokenizer.eos_token(recipe), tokenizer_sha="dry-run", root=tmp)
             chain = b.executors(slurm_logs=str(tmp / "slurm_logs" / s.name))
             reader = chain[-2].pipeline[0] if len(chain) > 1 else chain[0].pipeline[0]
             steps = " > ".join(f"{type(e).__name__}[{', '.join(type(p).__name__ for p in e.pipeline)}]" for e in chain)
@@ -406,8 +407,8 @@ def dry_run(recipe, recipe_dir=None) -> str:
         if recipe.executor.kind == "slurm" and sources:
             first = next((s for s in sources if s.kind != "unpublished"), None)
             if first is not None:
-                b = SourceBuild(recipe, first, tokenizer_file=data_tokenizer.datatrove_name(recipe),
-                                eos=data_tokenizer.eos_token(recipe), tokenizer_sha="dry-run", root=tmp)
+                b = SourceBuild(recipe, first, tokenizer_file=tokenizer.datatrove_name(recipe),
+                                eos=tokenizer.eos_token(recipe), tokenizer_sha="dry-run", root=tmp)
                 e = b.executors(slurm_logs=str(tmp / "slurm_logs"))[-2]
                 script = e.get_launch_file_contents(e.get_sbatch_args(min(e.tasks, e.max_array_size)),
                                                     "srun -l launch_pickled_pipeline <logging_dir>/executor.pik")
@@ -430,7 +431,7 @@ def _describe(s: SourceSpec) -> str:
 def main(argv=None) -> int:
     from recipes.cli import OneLineParser, guarded
 
-    ap = OneLineParser(prog="python -m pretrain.data_stage", description=__doc__.split("\n")[0])
+    ap = OneLineParser(prog="python -m pretrain.data.stage", description=__doc__.split("\n")[0])
     ap.add_argument("recipe", help="a data stage recipe, e.g. recipes/tiny/data.yaml")
     ap.add_argument("overrides", nargs="*")
     ap.add_argument("--dry-run", action="store_true", help="print the plan (and Slurm scripts); write nothing")
@@ -444,9 +445,9 @@ def _command(args) -> int:
     if recipe.kind != "data":
         raise RecipeError(display(args.recipe), "kind", f"must be data (got {recipe.kind})")
     if args.dry_run:
-        print(dry_run(recipe, Path(args.recipe).parent))
+        print(dry_run(recipe))
     else:
-        run(recipe, Path(args.recipe).parent)
+        run(recipe)
     return 0
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from recipes.loader import RecipeError, display
-from recipes.rundir import runs_root
+from rundir import runs_root
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|pad|>"
 CHAT_TOKENS = ["<|im_start|>", "<|im_end|>", "<think>", "</think>", "<tool_call>", "</tool_call>"]
@@ -40,13 +40,6 @@ def datatrove_name(recipe) -> str:
         return recipe.tokenizer.name_or_path
     p = tokenizer_dir(recipe)
     return str((p if p.is_file() else p / "tokenizer.json").resolve())
-
-
-def _config_file(recipe) -> str:
-    """The file to name in a tokenizer error: the base.yaml of the recipe the stage was loaded from."""
-    if getattr(recipe, "recipe_dir", None):
-        return display(Path(recipe.recipe_dir) / "base.yaml")
-    return f"recipes/{recipe.name}/base.yaml"
 
 
 def eos_token(recipe) -> str:
@@ -76,12 +69,13 @@ def check_spec(recipe):
     t = recipe.tokenizer
     if t.kind == "build":
         if t.build_vocab_size is None:
-            raise RecipeError(_config_file(recipe), "tokenizer.build_vocab_size", "required for tokenizer.kind build")
+            raise RecipeError(recipe.file_of("tokenizer.build_vocab_size"), "tokenizer.build_vocab_size",
+                              "required for tokenizer.kind build")
         if t.build_vocab_size != recipe.model.vocab_size:
-            raise RecipeError(_config_file(recipe), "tokenizer.build_vocab_size",
+            raise RecipeError(recipe.file_of("tokenizer.build_vocab_size"), "tokenizer.build_vocab_size",
                               f"must equal model.vocab_size ({recipe.model.vocab_size}) (got {t.build_vocab_size})")
         if t.build_vocab_size < 256 + len(SPECIAL_TOKENS) + 1:
-            raise RecipeError(_config_file(recipe), "tokenizer.build_vocab_size",
+            raise RecipeError(recipe.file_of("tokenizer.build_vocab_size"), "tokenizer.build_vocab_size",
                               f"must be > {256 + len(SPECIAL_TOKENS)} (256 bytes + special tokens)")
     if t.kind == "local":
         load_checked(recipe)
@@ -96,11 +90,12 @@ def load_checked(recipe):
         try:
             tok = Tokenizer.from_pretrained(name)
         except Exception as e:  # no network, gated repo, no token
-            raise RecipeError(_config_file(recipe), "tokenizer.name_or_path",
+            raise RecipeError(recipe.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path",
                               f"cannot load {name} from the Hub ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
     else:
         if not Path(name).is_file():
-            raise RecipeError(_config_file(recipe), "tokenizer.name_or_path", f"no tokenizer.json at {display(name)}")
+            raise RecipeError(recipe.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path",
+                              f"no tokenizer.json at {display(name)}")
         try:
             tok = Tokenizer.from_file(name)
         except Exception as e:
@@ -111,7 +106,8 @@ def load_checked(recipe):
         raise RecipeError(display(name), "eos_token", f"the tokenizer has no {eos!r} token")
     want = getattr(recipe.tokenizer, "eos_token_id", None)
     if want is not None and tok.token_to_id(eos) != want:
-        raise RecipeError(_config_file(recipe), "tokenizer.eos_token_id", f"the tokenizer's {eos} is id "
+        raise RecipeError(recipe.file_of("tokenizer.eos_token_id"), "tokenizer.eos_token_id",
+                          f"the tokenizer's {eos} is id "
                           f"{tok.token_to_id(eos)} (got {want})")
     return tok
 
@@ -147,7 +143,8 @@ def build(recipe, texts: Iterable[str], spec: dict) -> Path:
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer=trainer)
     check_vocab(recipe, tok.get_vocab_size(with_added_tokens=True),
-                f"{_config_file(recipe)}: tokenizer.build_vocab_size (the corpora are too small for it)")
+                f"{recipe.file_of('tokenizer.build_vocab_size')}: tokenizer.build_vocab_size (the corpora are too "
+                f"small for it)")
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
                                    additional_special_tokens=CHAT_TOKENS)
     out = tokenizer_dir(recipe)

@@ -4,19 +4,18 @@ A mixture source names its data in one of three ways (recipes/schema.py `Source`
   dataset: a Hugging Face dataset id (+ subset / split / text_key), read with datatrove's
            HuggingFaceDatasetReader in streaming mode (a local dataset folder works the same way, offline);
   path:    a local folder (or file) of jsonl / parquet documents, read with JsonlReader / ParquetReader;
-  builtin: a corpus this repository generates (pretrain/corpora.py), written as jsonl shards first.
+  builtin: a corpus this repository generates (pretrain/data/corpora.py), written as jsonl shards first.
 The same source name may appear in several mixtures (with different weights); it must name the same data.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from recipes.loader import RecipeError, display, find_mixture, load_mixture, read_yaml, recipe_chain
-from recipes.rundir import REPO, stage_dir
+from recipes.loader import RecipeError, display
+from rundir import stage_dir
 
 RESERVED = {"tokenizer", "manifest.json"}
 JSONL_GLOBS = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst", "*.json.gz")
@@ -48,27 +47,7 @@ class SourceSpec:
                 "text_key": self.text_key, "path": self.path, "builtin": self.builtin, "stamp": self.stamp}
 
 
-# ------------------------------------------------------------------------------------------ recipe dir
-def recipe_dir_of(recipe) -> Path:
-    """The recipe directory a resolved stage came from (its mixtures live there or in its parents).
-
-    The loader records it (`recipe.recipe_dir`); for a recipe built otherwise look in SMOLLM3_RECIPE_DIR,
-    ./recipes/<name>, then <repo>/recipes/<name>; the first whose base.yaml chain resolves to this recipe's
-    name wins."""
-    explicit = getattr(recipe, "recipe_dir", None) or os.environ.get("SMOLLM3_RECIPE_DIR")
-    candidates = [Path(explicit)] if explicit else []
-    candidates += [Path.cwd() / "recipes" / recipe.name, REPO / "recipes" / recipe.name]
-    for d in candidates:
-        if (d / "base.yaml").is_file():
-            name = None
-            for c in recipe_chain(d):
-                name = read_yaml(c / "base.yaml").get("name", name)
-            if name == recipe.name:
-                return d
-    raise RecipeError(f"recipes/{recipe.name}", "name", "cannot find the recipe directory of this stage "
-                      "(looked in ./recipes and the repository); set SMOLLM3_RECIPE_DIR")
-
-
+# ------------------------------------------------------------------------------------------- folders
 def data_dir(recipe_name: str) -> Path:
     """runs/<recipe>/data: where the data stage writes (SMOLLM3_RUNS moves runs/)."""
     return stage_dir(recipe_name, "data")
@@ -80,21 +59,13 @@ def source_folder(recipe_name: str, source: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------------- sources
-def _resolve_path(mixture_file: Path, p: str) -> Path:
-    cand = mixture_file.parent / p
-    return cand.resolve() if cand.exists() else Path(p).resolve()
-
-
-def stage_sources(recipe, recipe_dir: Optional[Path] = None, *, allow_unpublished: bool = False) -> list[SourceSpec]:
+def stage_sources(recipe, *, allow_unpublished: bool = False) -> list[SourceSpec]:
     """The union of the sources of the stage's mixtures, checked (no writes). Raises RecipeError."""
-    from pretrain.corpora import BUILTINS
+    from pretrain.data.corpora import BUILTINS
 
-    recipe_dir = Path(recipe_dir) if recipe_dir else recipe_dir_of(recipe)
     out: dict[str, SourceSpec] = {}
-    for mname in recipe.mixtures:
-        mixture = load_mixture(recipe_dir, mname)
-        mfile = find_mixture(recipe_dir, mname)
-        where = display(mfile)
+    for mixture in recipe.mixtures:
+        mname, where = mixture.name, mixture._file
         for i, s in enumerate(mixture.sources):
             fld = f"sources.{i}"
             if s.name in RESERVED or s.name.startswith((".", "_")) or "/" in s.name:
@@ -105,7 +76,7 @@ def stage_sources(recipe, recipe_dir: Optional[Path] = None, *, allow_unpublishe
                                                                f"{', '.join(sorted(BUILTINS))})")
                 spec = SourceSpec(s.name, s.category, "builtin", builtin=s.builtin, text_key="text")
             elif s.path:
-                p = _resolve_path(mfile, s.path)
+                p = Path(s.path)  # made absolute by the loader (relative paths are the mixture file's)
                 if not p.exists():
                     raise RecipeError(where, f"{fld}.path", f"missing source: local data path does not exist "
                                                             f"(got {s.path})")

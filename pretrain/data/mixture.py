@@ -210,12 +210,11 @@ class MixtureSampler:
         self.tie = rng.permutation(len(self.sources))  # tie-break among sources due at the same time
 
     @classmethod
-    def from_stage(cls, recipe, *, eos_id: Optional[int] = None, recipe_dir=None) -> "MixtureSampler":
+    def from_stage(cls, recipe, *, eos_id: Optional[int] = None) -> "MixtureSampler":
         """The sampler of a pretrain / longctx stage: its mixture's sources, weights and data seed."""
-        from pretrain.data_sources import recipe_dir_of, source_folder
-        from recipes.loader import load_mixture
+        from pretrain.data.sources import source_folder
 
-        mixture = load_mixture(recipe_dir or recipe_dir_of(recipe), recipe.data.mixture)
+        mixture = recipe.data.mixture
         names = [s.name for s in mixture.sources]
         return cls([source_folder(recipe.name, n) for n in names], [s.weight for s in mixture.sources],
                    recipe.batch.sequence_length, recipe.data.seed, names=names, eos_id=eos_id)

@@ -1,14 +1,14 @@
 """Launch a nanotron stage (pretraining or long context) with torchrun, locally or through Slurm.
 
-Locally, `torchrun --standalone --nproc_per_node <dp x tp x pp>` runs `python -m recipes run <recipe>` in
+Locally, `torchrun --standalone --nproc_per_node <dp x tp x pp>` runs `python -m pipeline run <recipe>` in
 every rank (CPU with gloo for the tiny recipe, GPUs with NCCL otherwise). With `--launcher slurm` an sbatch
 script for the recipe's nodes x GPUs is written next to the stage's outputs and submitted (`--dry-run`:
 written only); each node runs torchrun with a c10d rendezvous on the first node, as the authors'
 `launch.slurm` did (48 nodes x 8 H100, CUDA_DEVICE_MAX_CONNECTIONS=1, for smollm3-3b).
 
 Usage:
-  python -m pretrain launch recipes/tiny/pretrain-stage1.yaml [key=value ...]
-  python -m pretrain launch recipes/smollm3-3b/pretrain-stage1.yaml --launcher slurm --dry-run
+  python -m pipeline launch recipes/tiny/pretrain-stage1.yaml [key=value ...]
+  python -m pipeline launch recipes/smollm3-3b/pretrain-stage1.yaml --launcher slurm --dry-run
 """
 from __future__ import annotations
 
@@ -21,31 +21,31 @@ from pathlib import Path
 
 from recipes.derive import derived
 from recipes.loader import RecipeError, display, load_stage
-from recipes.rundir import REPO, stage_dir
 from recipes.schema import NanotronStage
+from rundir import REPO, stage_dir
 
 
 def stage_args(recipe_path, overrides) -> list[str]:
-    return ["-m", "recipes", "run", str(recipe_path), *overrides]
+    return ["-m", "pipeline", "run", str(recipe_path), *overrides]
 
 
 def torchrun_command(r: NanotronStage, recipe_path, overrides) -> list[str]:
     torchrun = Path(sys.executable).with_name("torchrun")
-    return [str(torchrun), "--standalone", "--nnodes", "1", "--nproc_per_node", str(derived(r)["gpus"]),
+    return [str(torchrun), "--standalone", "--nnodes", "1", "--nproc_per_node", str(derived(r).gpus),
             *stage_args(recipe_path, overrides)]
 
 
 def sbatch_script(r: NanotronStage, recipe_path, overrides) -> str:
     d = derived(r)
-    gpn = min(r.cluster.gpus_per_node, d["gpus"])
-    if d["gpus"] % gpn:
-        raise RecipeError(display(recipe_path), "parallelism", f"dp x tp x pp x cp ({d['gpus']}) must be a "
+    gpn = min(r.cluster.gpus_per_node, d.gpus)
+    if d.gpus % gpn:
+        raise RecipeError(display(recipe_path), "parallelism", f"dp x tp x pp x cp ({d.gpus}) must be a "
                           f"multiple of cluster.gpus_per_node ({r.cluster.gpus_per_node}) to fill whole nodes")
     out = stage_dir(r.name, r.stage).resolve()
     c = r.cluster
     lines = ["#!/bin/bash",
              f"#SBATCH --job-name={r.name}-{r.stage}",
-             f"#SBATCH --nodes={d['nodes']}",
+             f"#SBATCH --nodes={d.nodes}",
              "#SBATCH --ntasks-per-node=1",
              f"#SBATCH --gpus-per-node={gpn}",
              f"#SBATCH --cpus-per-task={c.cpus_per_task}",
@@ -60,7 +60,7 @@ def sbatch_script(r: NanotronStage, recipe_path, overrides) -> str:
     run = " ".join(shlex.quote(a) for a in stage_args(recipe_path, overrides))
     lines += ["",
               f"# {r.stage} of {r.name}: dp {r.parallelism.dp} x tp {r.parallelism.tp} x pp {r.parallelism.pp} "
-              f"x cp {r.parallelism.cp} = {d['gpus']} GPUs on {d['nodes']} nodes",
+              f"x cp {r.parallelism.cp} = {d.gpus} GPUs on {d.nodes} nodes",
               "set -euo pipefail",
               f"cd {shlex.quote(str(REPO))}",
               "export CUDA_DEVICE_MAX_CONNECTIONS=1",
@@ -87,7 +87,7 @@ def launch(recipe_path, overrides=(), launcher: str = "local", dry_run: bool = F
         path = stage_dir(r.name, r.stage) / "launch.sbatch"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(script)
-        print(f"wrote {path} ({derived(r)['nodes']} nodes x {min(r.cluster.gpus_per_node, derived(r)['gpus'])} GPUs)")
+        print(f"wrote {path} ({derived(r).nodes} nodes x {min(r.cluster.gpus_per_node, derived(r).gpus)} GPUs)")
         if dry_run:
             return 0
         if shutil.which("sbatch") is None:

@@ -38,7 +38,8 @@ def git_info() -> dict:
             return out.stdout.strip() if out.returncode == 0 else ""
         except (OSError, subprocess.SubprocessError):
             return ""
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain",
+                                                                          "--untracked-files=no"))}
 
 
 def recipe_json(recipe) -> dict:

@@ -1,0 +1,91 @@
+"""Stage kind -> stage module, and the runner behind `make <stage>` and `make all` / `make smoke`.
+
+A stage module exposes `run(recipe)` (and, for the nanotron stages, `up_to_date(recipe)`); it receives a
+validated recipe, so bad input has already been refused (exit 2) before anything is written under runs/.
+The stage modules are imported when their stage runs (they pull in nanotron, datatrove or lighteval).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+from recipes.loader import load_recipe, load_stage
+
+NANOTRON_KINDS = ("pretrain", "longctx")
+
+# Kinds the recipes describe that this version of the repository cannot run yet, in the user's words.
+NOT_BUILT = {
+    "midtrain": "reasoning mid-training (TRL) is not built yet",
+    "sft": "dual-mode SFT (TRL) is not built yet",
+    "apo": "APO preference alignment (TRL) is not built yet",
+    "merge": "model merging (mergekit) is not built yet",
+}
+
+
+def stage_module(kind: str) -> Optional[ModuleType]:
+    """The module that runs a stage of this kind, or None while that kind is not built."""
+    if kind == "data":
+        from pretrain.data import stage
+        return stage
+    if kind in NANOTRON_KINDS:  # pretraining and long context are the same nanotron stage module
+        from pretrain import train_stage
+        return train_stage
+    if kind == "eval":
+        from eval import stage
+        return stage
+    return None
+
+
+def in_torchrun_rank() -> bool:
+    return "LOCAL_RANK" in os.environ
+
+
+def run_stage(path, overrides=()) -> int:
+    """Validate then run one stage. Nanotron stages are started under torchrun (pipeline.launch) unless
+    this process already is a torchrun rank."""
+    recipe = load_stage(path, overrides)
+    module = stage_module(recipe.kind)
+    if module is None:
+        print(f"{path}: stage {recipe.stage}: {NOT_BUILT[recipe.kind]} in this version of the repository",
+              file=sys.stderr)
+        return 3
+    t0 = time.time()
+    if recipe.kind in NANOTRON_KINDS and not in_torchrun_rank():
+        if module.up_to_date(recipe):
+            print(f"[{recipe.stage}] up to date: skipped", flush=True)
+            return 0
+        from pipeline.launch import launch
+        rc = launch(path, overrides)
+    else:
+        module.run(recipe)
+        rc = 0
+    if not in_torchrun_rank() and rc == 0:
+        print(f"[{recipe.stage}] done in {time.time() - t0:.1f}s", flush=True)
+    return rc
+
+
+def run_pipeline(directory, overrides=()) -> int:
+    """Every stage in pipeline order. Stages not built yet are skipped with a note (the later ones that
+    need them are not built either; eval scores whatever checkpoints exist), then listed at the end."""
+    directory = Path(directory)
+    recipes = load_recipe(directory, overrides)  # validate everything before running anything
+    names, missing = list(recipes), []
+    for i, (name, recipe) in enumerate(recipes.items()):
+        print(f"=== [{i + 1}/{len(names)}] {name} ===", flush=True)
+        if stage_module(recipe.kind) is None:
+            print(f"[{name}] skipped: {NOT_BUILT[recipe.kind]}", flush=True)
+            missing.append(name)
+            continue
+        rc = run_stage(directory / f"{name}.yaml", overrides)
+        if rc:
+            print(f"pipeline stopped: {name} failed (exit {rc})", file=sys.stderr)
+            return rc
+    if missing:
+        print(f"pipeline done, except the stages not built yet: {', '.join(missing)}")
+    else:
+        print(f"pipeline complete: {', '.join(names)}")
+    return 0
