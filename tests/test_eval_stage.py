@@ -32,7 +32,12 @@ def test_eval_stage_scores_each_checkpoint(tmp_path, monkeypatch):
     assert [i["stage"] for i in manifest["inputs"]] == ["pretrain-stage1"]
     scores = manifest["metrics"]["pretrain-stage1"]
     mc = next(v for k, v in scores.items() if "mc_cloze" in k)
-    assert 0.0 <= mc["acc"] <= 1.0
+    # the headline accuracy is the mean over exactly the 4 items scored (max_samples=4), per lighteval's details
+    import pyarrow.parquet as pq
+
+    [details] = (eval_dir / "pretrain-stage1" / "details").rglob("details_mc_cloze*.parquet")
+    per_item = [row["metric"]["acc"] for row in pq.read_table(details).to_pylist()]
+    assert len(per_item) == 4 and mc["acc"] == pytest.approx(sum(per_item) / 4)
     assert list((eval_dir / "pretrain-stage1" / "results").rglob("results_*.json"))
     table = (eval_dir / "compare.md").read_text()
     assert "pretrain-stage1" in table and "|" in table

@@ -1,7 +1,8 @@
 """The smollm3-3b recipe reproduces the published numbers, computed through the schema and the planner.
 
-Expected values are the published ones (../shared/reference/smollm3-recipe.md: the authors' nanotron configs,
-alignment-handbook recipes, blog and model card), not values read back from this repository's code.
+Expected values are the published ones (the authors' nanotron configs in huggingface/smollm
+text/pretraining/smollm3/, the alignment-handbook recipes/smollm3/, the blog and the model card), not values
+read back from this repository's code.
 """
 import json
 
