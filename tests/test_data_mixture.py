@@ -112,3 +112,25 @@ def test_permutation_is_a_bijection():
         out = [permute_index(j, n, key=12345) for j in range(n)]
         assert sorted(out) == list(range(n))
     assert [permute_index(j, 1000, 1) for j in range(20)] != [permute_index(j, 1000, 2) for j in range(20)]
+
+
+def test_each_stage_reads_a_shared_source_in_its_own_order(tiny_data, monkeypatch):
+    """Stages 2 and 3 do not start again from the windows stage 1 began with: a source that the three stage
+    mixtures share is read in a different order in each (the permutation key includes the stage)."""
+    from pretrain.data.mixture import MixtureSampler
+    from recipes.loader import load_stage
+
+    monkeypatch.setenv("SMOLLM3_RUNS", str(tiny_data["runs"]))
+    first_windows = {}
+    for stage in ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3"):
+        recipe = load_stage(REPO / f"recipes/tiny/{stage}.yaml")
+        sampler = MixtureSampler.from_stage(recipe, eos_id=1)
+        s = sampler.names.index("prose")
+        first_windows[stage] = [sampler.window_start(s, k) for k in range(20)]
+        # still a permutation of the source's windows within an epoch, and the same on every call
+        n = int(sampler.n_windows[s])
+        assert sorted(sampler.window_start(s, k) for k in range(n)) == [w * sampler.seq_len for w in range(n)]
+        assert first_windows[stage] == [MixtureSampler.from_stage(recipe, eos_id=1).window_start(s, k)
+                                        for k in range(20)]
+    orders = list(first_windows.values())
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]

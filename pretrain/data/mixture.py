@@ -8,15 +8,18 @@ time order (a stride schedule: like the largest-deficit rule, but in closed form
 source s has given n x weight_s samples, off by less than 1 + n_sources x weight_s. Sample i is located in
 O(number of sources), with no precomputed blending table: a resumed run reads sample i directly.
 Within a source, the k-th draw reads window perm_epoch(k mod n_windows), a seeded permutation per epoch,
-so a source that is exhausted is repeated in a new order. Same seed, same samples; another seed, another
-order (and another interleaving of the sources).
+so a source that is exhausted is repeated in a new order. The permutation's key is drawn from the data seed,
+the stage (`stream`) and the source's name: a source that several stages share is read in a new order in
+each of them, so stage 2 does not start again from the windows stage 1 began with. (The authors' configs
+give every data stage the same seed, 6; whether their nanoset then repeats each source's first samples at a
+stage switch is not documented, so this repository chose not to.) Same seed and stage, same samples.
 
 Per-document positions come from the `.ds.index` document ends: they restart at 0 at the start of the
 window and after every end of document (the token after an eos), for intra-document attention masking.
 
 Usage (the pretraining dataloader):
     sampler = MixtureSampler.from_stage(recipe)                       # a validated pretrain / longctx stage
-    sampler = MixtureSampler(["runs/tiny/data/prose", ...], [0.85, ...], seq_len=256, seed=6)
+    sampler = MixtureSampler(["runs/tiny/data/prose", ...], [0.85, ...], seq_len=256, seed=6, stream="stage1")
     row = sampler.sample(i)          # np.int64 array of seq_len + 1 tokens
     pos = sampler.positions(i)       # np.int64 array of seq_len + 1 per-document positions
     item = sampler[i]                # {"tokens", "positions", "source", "start"}
@@ -26,6 +29,7 @@ A missing folder, a truncated `.ds` file, or an index that does not match its da
 """
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -188,7 +192,7 @@ class MixtureSampler:
     """Deterministic weighted blend of tokenized folders; see the module docstring."""
 
     def __init__(self, folders: Sequence, weights: Sequence[float], seq_len: int, seed: int = 0,
-                 names: Optional[Sequence[str]] = None, eos_id: Optional[int] = None):
+                 names: Optional[Sequence[str]] = None, eos_id: Optional[int] = None, stream: str = ""):
         if len(folders) != len(weights) or not folders:
             raise ValueError("folders and weights must be non-empty and of the same length")
         w = np.asarray(weights, dtype=np.float64)
@@ -208,6 +212,8 @@ class MixtureSampler:
         rng = np.random.default_rng([self.seed, 0x5EED])
         self.phase = rng.uniform(0.05, 0.95, size=len(self.sources))
         self.tie = rng.permutation(len(self.sources))  # tie-break among sources due at the same time
+        # per source: the key of its window permutations (data seed, stage, source name)
+        self.keys = [_mix64(self.seed ^ zlib.crc32(f"{stream}/{name}".encode())) for name in self.names]
 
     @classmethod
     def from_stage(cls, recipe, *, eos_id: Optional[int] = None) -> "MixtureSampler":
@@ -217,7 +223,7 @@ class MixtureSampler:
         mixture = recipe.data.mixture
         names = [s.name for s in mixture.sources]
         return cls([source_folder(recipe.name, n) for n in names], [s.weight for s in mixture.sources],
-                   recipe.batch.sequence_length, recipe.data.seed, names=names, eos_id=eos_id)
+                   recipe.batch.sequence_length, recipe.data.seed, names=names, eos_id=eos_id, stream=recipe.stage)
 
     # ---- which source and window each sample reads
     def _count_lt(self, t: float) -> np.ndarray:
@@ -266,7 +272,7 @@ class MixtureSampler:
     def window_start(self, s: int, k: int) -> int:
         nw = int(self.n_windows[s])
         epoch, j = divmod(k, nw)
-        key = _mix64(self.seed ^ _mix64((s << 32) ^ epoch))
+        key = _mix64(self.keys[s] ^ _mix64(epoch))
         return permute_index(j, nw, key) * self.seq_len
 
     # ---- samples
