@@ -9,6 +9,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LAUNCHER ?= local
 DRY_RUN ?=
+# RESUME=fresh (set the stage's run directory aside, start over) or RESUME=continue (continue its checkpoint
+# although the training recipe changed; recorded in the manifest). Default: refuse a changed recipe.
+RESUME ?=
+RESUME_FLAG := $(if $(RESUME),--$(RESUME))
 NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k longctx-64k
 STAGES := data midtrain sft apo merge
 
@@ -22,6 +26,7 @@ help:
 	@echo "make plan RECIPE=recipes/smollm3-3b    batch, parallelism, steps, tokens, GPU-hours, memory per stage"
 	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) $(NANOTRON_STAGES) eval"
 	@echo "make pretrain-stage1 RECIPE=recipes/smollm3-3b LAUNCHER=slurm [DRY_RUN=1]   sbatch for the recipe's nodes"
+	@echo "make pretrain-stage1 ... RESUME=fresh|continue   after a recipe change: start over, or continue its checkpoint"
 	@echo "make data-report RECIPE=...   what each stage's mixture will draw from every source"
 	@echo "make export-nanotron STAGE=pretrain-stage1 RECIPE=...   the stage as a config for the authors' nanotron"
 	@echo "make eval MODEL=<HF folder> SUITE=tiny   lighteval on one model; make eval-compare RESULTS=..."
@@ -69,9 +74,9 @@ $(STAGES): setup
 # Nanotron stages run under torchrun (CPU + gloo for tiny); LAUNCHER=slurm writes and submits an sbatch script.
 $(NANOTRON_STAGES): setup
 ifeq ($(LAUNCHER),slurm)
-	$(PY) -m pipeline launch $(RECIPE)/$@.yaml $(OVERRIDES) --launcher slurm $(if $(DRY_RUN),--dry-run)
+	$(PY) -m pipeline launch $(RECIPE)/$@.yaml $(OVERRIDES) --launcher slurm $(if $(DRY_RUN),--dry-run) $(RESUME_FLAG)
 else
-	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES)
+	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES) $(RESUME_FLAG)
 endif
 
 # Per stage: source, category, weight, tokens available / drawn, epochs, category shares (warns on over-repetition).

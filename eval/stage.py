@@ -46,12 +46,12 @@ def run(r: EvalStage) -> None:
     from eval.compare import compare
     from eval.run import run_eval
 
-    found = checkpoints(r.name)
+    found = checkpoints(r.run)
     with StageRun(r, inputs=[hf.parent for _, hf in found]) as run_:
         if run_.skip:
             return
         if not found:
-            print(f"[eval] no completed stage of {r.name} has an hf/ folder yet: nothing to score", flush=True)
+            print(f"[eval] no completed stage of {r.run} has an hf/ folder yet: nothing to score", flush=True)
             return
         results = []
         for i, (label, hf, suite, prompt) in enumerate(jobs(r, found), 1):

@@ -4,6 +4,9 @@ Usage:
   python -m pipeline run recipes/tiny/pretrain-stage1.yaml [key=value ...]     # one stage (= make <stage>)
   python -m pipeline all recipes/tiny [key=value ...]                          # every stage in order (= make all)
   python -m pipeline launch recipes/smollm3-3b/pretrain-stage1.yaml [key=value ...] [--launcher slurm] [--dry-run]
+A nanotron stage continues only checkpoints of its own training recipe; otherwise it refuses and offers
+--fresh (set the old run directory aside, start over), run_name=<name> (a new run directory) or --continue
+(continue the checkpoint under the changed recipe, recorded in the manifest).
 Bad input exits with code 2 and one line `file: field: message` on stderr.
 """
 from __future__ import annotations
@@ -19,6 +22,12 @@ def main(argv=None) -> int:
     run = sub.add_parser("run", help="run one stage")
     run.add_argument("recipe", help="a stage file, e.g. recipes/tiny/pretrain-stage1.yaml")
     run.add_argument("overrides", nargs="*")
+    for p in (run,):
+        how = p.add_mutually_exclusive_group()
+        how.add_argument("--fresh", action="store_true",
+                         help="set the stage's run directory aside and start it over (nanotron stages)")
+        how.add_argument("--continue", dest="cont", action="store_true",
+                         help="continue its checkpoint even though the training recipe changed; recorded")
     every = sub.add_parser("all", help="run every stage of a recipe in pipeline order")
     every.add_argument("recipe", help="a recipe directory, e.g. recipes/tiny")
     every.add_argument("overrides", nargs="*")
@@ -27,18 +36,31 @@ def main(argv=None) -> int:
     la.add_argument("overrides", nargs="*")
     la.add_argument("--launcher", choices=["local", "slurm"], default="local")
     la.add_argument("--dry-run", action="store_true", help="write the launch script only")
+    how = la.add_mutually_exclusive_group()
+    how.add_argument("--fresh", action="store_true", help="as for run")
+    how.add_argument("--continue", dest="cont", action="store_true", help="as for run")
+    prep = sub.add_parser("prepare", help="a nanotron stage's checks before launch (the first step of a Slurm job)")
+    prep.add_argument("recipe")
+    prep.add_argument("overrides", nargs="*")
+    prep.add_argument("--continue", dest="cont", action="store_true", help="as for run")
     return guarded(_command, ap.parse_args(argv))
+
+
+def _resume(args) -> str:
+    return "fresh" if getattr(args, "fresh", False) else "continue" if getattr(args, "cont", False) else "refuse"
 
 
 def _command(args) -> int:
     if args.cmd == "run":
         from pipeline.stages import run_stage
-        return run_stage(args.recipe, args.overrides)
+        return run_stage(args.recipe, args.overrides, resume=_resume(args))
     if args.cmd == "all":
         from pipeline.stages import run_pipeline
         return run_pipeline(args.recipe, args.overrides)
-    from pipeline.launch import launch
-    return launch(args.recipe, args.overrides, launcher=args.launcher, dry_run=args.dry_run)
+    from pipeline.launch import launch, prepare
+    if args.cmd == "prepare":
+        return prepare(args.recipe, args.overrides, resume=_resume(args))
+    return launch(args.recipe, args.overrides, launcher=args.launcher, dry_run=args.dry_run, resume=_resume(args))
 
 
 if __name__ == "__main__":

@@ -19,29 +19,48 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pretrain.train_checks import VERIFIED_ENV, check_supported
+from pretrain.train_checks import prepare as prepare_stage
 from recipes.derive import derived
 from recipes.loader import RecipeError, display, load_stage
 from recipes.schema import NanotronStage
 from rundir import REPO, stage_dir
 
 
-def stage_args(recipe_path, overrides) -> list[str]:
-    return ["-m", "pipeline", "run", str(recipe_path), *overrides]
+def stage_args(recipe_path, overrides, resume: str = "refuse") -> list[str]:
+    """What every rank runs. --fresh is applied by the launcher (pipeline.launch.prepare) before the ranks
+    start, so only --continue travels to them."""
+    return ["-m", "pipeline", "run", str(recipe_path), *overrides, *(["--continue"] if resume == "continue" else [])]
 
 
-def torchrun_command(r: NanotronStage, recipe_path, overrides) -> list[str]:
+def torchrun_command(r: NanotronStage, recipe_path, overrides, resume: str = "refuse") -> list[str]:
     torchrun = Path(sys.executable).with_name("torchrun")
     return [str(torchrun), "--standalone", "--nnodes", "1", "--nproc_per_node", str(derived(r).gpus),
-            *stage_args(recipe_path, overrides)]
+            *stage_args(recipe_path, overrides, resume)]
 
 
-def sbatch_script(r: NanotronStage, recipe_path, overrides) -> str:
+def prepare(recipe_path, overrides=(), resume: str = "refuse") -> int:
+    """The launching process's part: every input checked and the resume rule applied, before any rank starts
+    (pretrain.train_checks.prepare). Exit 0: go; bad input raises RecipeError (one line, exit 2)."""
+    r = _nanotron_stage(recipe_path, overrides)
+    prepare_stage(r, resume)
+    return 0
+
+
+def _nanotron_stage(recipe_path, overrides) -> NanotronStage:
+    r = load_stage(recipe_path, overrides)
+    if not isinstance(r, NanotronStage):
+        raise RecipeError(display(recipe_path), "kind", f"must be pretrain or longctx to launch (got {r.kind!r})")
+    return r
+
+
+def sbatch_script(r: NanotronStage, recipe_path, overrides, resume: str = "refuse") -> str:
     d = derived(r)
     gpn = min(r.cluster.gpus_per_node, d.gpus)
     if d.gpus % gpn:
         raise RecipeError(display(recipe_path), "parallelism", f"dp x tp x pp x cp ({d.gpus}) must be a "
                           f"multiple of cluster.gpus_per_node ({r.cluster.gpus_per_node}) to fill whole nodes")
-    out = stage_dir(r.name, r.stage).resolve()
+    out = stage_dir(r.run, r.stage).resolve()
     c = r.cluster
     lines = ["#!/bin/bash",
              f"#SBATCH --job-name={r.name}-{r.stage}",
@@ -57,7 +76,9 @@ def sbatch_script(r: NanotronStage, recipe_path, overrides) -> str:
     if c.qos:
         lines.append(f"#SBATCH --qos={c.qos}")
     py = shlex.quote(str(Path(sys.executable)))
-    run = " ".join(shlex.quote(a) for a in stage_args(recipe_path, overrides))
+    run = " ".join(shlex.quote(a) for a in stage_args(recipe_path, overrides, resume))
+    prep = " ".join(shlex.quote(a) for a in [str(recipe_path), *overrides, *(["--continue"] if resume == "continue"
+                                                                             else [])])
     lines += ["",
               f"# {r.stage} of {r.name}: dp {r.parallelism.dp} x tp {r.parallelism.tp} x pp {r.parallelism.pp} "
               f"x cp {r.parallelism.cp} = {d.gpus} GPUs on {d.nodes} nodes",
@@ -67,6 +88,9 @@ def sbatch_script(r: NanotronStage, recipe_path, overrides) -> str:
               'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
               "export MASTER_PORT=${MASTER_PORT:-29500}",
               "export OMP_NUM_THREADS=1",
+              "# the launcher's checks (inputs, checkpoints, resume rule) once, before any rank starts",
+              f"{py} -m pipeline prepare {prep}",
+              f"export {VERIFIED_ENV}=1",
               f"srun --kill-on-bad-exit=1 {py} -m torch.distributed.run \\",
               f'  --nnodes "$SLURM_NNODES" --nproc_per_node {gpn} \\',
               '  --rdzv_id "$SLURM_JOB_ID" --rdzv_backend c10d --rdzv_endpoint "$MASTER_ADDR:$MASTER_PORT" \\',
@@ -75,16 +99,18 @@ def sbatch_script(r: NanotronStage, recipe_path, overrides) -> str:
     return "\n".join(lines)
 
 
-def launch(recipe_path, overrides=(), launcher: str = "local", dry_run: bool = False) -> int:
-    r = load_stage(recipe_path, overrides)
-    if not isinstance(r, NanotronStage):
-        raise RecipeError(display(recipe_path), "kind", f"must be pretrain or longctx to launch (got {r.kind!r})")
-    if not dry_run:
-        from pretrain.train_stage import check_supported
-        check_supported(r)
+def launch(recipe_path, overrides=(), launcher: str = "local", dry_run: bool = False, resume: str = "refuse") -> int:
+    """Start a nanotron stage: locally under torchrun, after every check of pretrain.train_checks in this
+    process; with Slurm, an sbatch script whose first step runs those checks (the inputs may come from jobs
+    still queued when it is submitted)."""
+    r = _nanotron_stage(recipe_path, overrides)
     if launcher == "slurm":
-        script = sbatch_script(r, recipe_path, overrides)
-        path = stage_dir(r.name, r.stage) / "launch.sbatch"
+        if not dry_run:
+            check_supported(r)
+            if resume == "fresh":  # set the old directory aside now: the job writes its logs into the new one
+                prepare_stage(r, "fresh")
+        script = sbatch_script(r, recipe_path, overrides, "refuse" if resume == "fresh" else resume)
+        path = stage_dir(r.run, r.stage) / "launch.sbatch"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(script)
         print(f"wrote {path} ({derived(r).nodes} nodes x {min(r.cluster.gpus_per_node, derived(r).gpus)} GPUs)")
@@ -94,9 +120,11 @@ def launch(recipe_path, overrides=(), launcher: str = "local", dry_run: bool = F
             print(f"{path}: sbatch not found on this machine (use --dry-run to only write the script)", file=sys.stderr)
             return 2
         return subprocess.call(["sbatch", str(path)])
-    cmd = torchrun_command(r, recipe_path, overrides)
+    cmd = torchrun_command(r, recipe_path, overrides, resume)
+    if not dry_run:
+        prepare_stage(r, resume)
     print(" ".join(shlex.quote(c) for c in cmd), flush=True)
     if dry_run:
         return 0
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), **{VERIFIED_ENV: "1"})
     return subprocess.call(cmd, env=env)

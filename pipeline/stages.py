@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Optional
 
-from recipes.loader import load_recipe, load_stage
+from recipes.loader import RecipeError, display, load_recipe, load_stage
 
 NANOTRON_KINDS = ("pretrain", "longctx")
 
@@ -44,22 +44,29 @@ def in_torchrun_rank() -> bool:
     return "LOCAL_RANK" in os.environ
 
 
-def run_stage(path, overrides=()) -> int:
+def run_stage(path, overrides=(), resume: str = "refuse") -> int:
     """Validate then run one stage. Nanotron stages are started under torchrun (pipeline.launch) unless
-    this process already is a torchrun rank."""
+    this process already is a torchrun rank; `resume` is refuse (the default: continue only checkpoints of
+    the same training recipe), fresh or continue (see rundir.resume)."""
     recipe = load_stage(path, overrides)
     module = stage_module(recipe.kind)
     if module is None:
         print(f"{path}: stage {recipe.stage}: {NOT_BUILT[recipe.kind]} in this version of the repository",
               file=sys.stderr)
         return 3
+    if resume != "refuse" and recipe.kind not in NANOTRON_KINDS:
+        raise RecipeError(display(path), "", f"--{resume} applies to stages that resume checkpoints (pretrain, "
+                                             f"longctx), not to a {recipe.kind} stage")
     t0 = time.time()
     if recipe.kind in NANOTRON_KINDS and not in_torchrun_rank():
-        if module.up_to_date(recipe):
+        if resume != "fresh" and module.up_to_date(recipe):
             print(f"[{recipe.stage}] up to date: skipped", flush=True)
             return 0
         from pipeline.launch import launch
-        rc = launch(path, overrides)
+        rc = launch(path, overrides, resume=resume)
+    elif recipe.kind in NANOTRON_KINDS:
+        module.run(recipe, resume)
+        rc = 0
     else:
         module.run(recipe)
         rc = 0

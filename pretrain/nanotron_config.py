@@ -47,7 +47,7 @@ def nanotron_config(r: NanotronStage, *, checkpoints_dir: Path, token_ids: dict,
         parallelism=ParallelismArgs(dp=p.dp, pp=p.pp, tp=p.tp, pp_engine=p.pp_engine,
                                     tp_mode=TensorParallelLinearMode[p.tp_mode.upper()],
                                     tp_linear_async_communication=p.tp_linear_async_communication and cuda),
-        model=ModelArgs(model_config=SmolLM3Config.from_recipe(r.model, token_ids),
+        model=ModelArgs(model_config=SmolLM3Config.from_recipe(r.model, token_ids, p.recompute_layer),
                         init_method=ExistingCheckpointInit(path=Path(init_weights)) if init_weights
                         else RandomInit(std=r.model.init_std),
                         dtype=getattr(torch, r.model.dtype)),

@@ -35,6 +35,11 @@ class SmolLM3Config:
     initializer_range: float = 0.02
     # Intra-document attention: position ids restart at 0 at every document start inside a packed row.
     use_doc_masking: bool = True
+    # Runtime choices of the training model (not part of the architecture; not written to HF configs):
+    # flash-attn varlen kernels ("flash_attention_2", CUDA + bf16) or one masked SDPA call ("sdpa"), and
+    # activation recompute per decoder layer (torch.utils.checkpoint).
+    attn_implementation: str = "sdpa"
+    recompute_layer: bool = False
     is_smollm3_config: bool = True  # marker, like nanotron's `is_llama_config`
 
     def __post_init__(self):
@@ -50,6 +55,8 @@ class SmolLM3Config:
             raise ValueError(f"SmolLM3 uses a SiLU-gated MLP, got hidden_act={self.hidden_act!r}")
         if (self.hidden_size // self.num_attention_heads) % 2:
             raise ValueError("head dimension must be even for RoPE")
+        if self.attn_implementation not in ("sdpa", "flash_attention_2"):
+            raise ValueError(f"attn_implementation must be sdpa or flash_attention_2, got {self.attn_implementation!r}")
 
     @property
     def head_dim(self) -> int:
@@ -66,8 +73,10 @@ class SmolLM3Config:
 
     # ---- the recipe's model -> this config (the one mapping; transformers' config follows from it) ----------
     @classmethod
-    def from_recipe(cls, model, token_ids: Optional[Dict[str, Optional[int]]] = None) -> "SmolLM3Config":
-        """From a recipe's `model` section (recipes.schema.ModelConfig) and the tokenizer's bos / eos / pad ids."""
+    def from_recipe(cls, model, token_ids: Optional[Dict[str, Optional[int]]] = None,
+                    recompute_layer: bool = False) -> "SmolLM3Config":
+        """From a recipe's `model` section (recipes.schema.ModelConfig), the tokenizer's bos / eos / pad ids
+        and the recipe's `parallelism.recompute_layer`."""
         ids = token_ids or {}
         return cls(
             bos_token_id=ids.get("bos"), eos_token_id=ids.get("eos"), pad_token_id=ids.get("pad"),
@@ -77,7 +86,8 @@ class SmolLM3Config:
             max_position_embeddings=model.max_position_embeddings, rope_theta=model.rope_theta,
             no_rope_layer_interval=model.no_rope_layer_interval, rms_norm_eps=model.rms_norm_eps,
             tie_word_embeddings=model.tie_word_embeddings, initializer_range=model.init_std,
-            use_doc_masking=model.use_doc_masking)
+            use_doc_masking=model.use_doc_masking, attn_implementation=model.attn_implementation,
+            recompute_layer=recompute_layer)
 
     # ---- transformers mapping -------------------------------------------------------------------
     def to_hf_dict(self) -> Dict[str, Any]:

@@ -26,6 +26,7 @@ import pretrain.nanotron_compat  # noqa: F401  (must precede every nanotron impo
 import nanotron.trainer
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from nanotron import distributed as dist
 from nanotron.config import Config, ParallelismArgs
 from nanotron.models import NanotronModel, build_model
@@ -118,11 +119,15 @@ def cu_seqlens_from_positions(position_ids: torch.Tensor, doc_masking: bool):
     return cu, int((cu[1:] - cu[:-1]).max())
 
 
-def attention(q, k, v, position_ids, doc_masking: bool):
+def attention(q, k, v, position_ids, doc_masking: bool, flash: bool = False):
     """q [b, s, hq, d], k/v [b, s, hkv, d] -> [b, s, hq, d]; causal, within documents if doc_masking.
-    flash-attn varlen (``cu_seqlens``) on CUDA in half precision, else one masked SDPA call."""
+    With ``flash`` (attn_implementation flash_attention_2): flash-attn varlen (``cu_seqlens``); it needs
+    CUDA tensors in half precision and the flash-attn package, which the stage checks before launch.
+    Otherwise one masked SDPA call."""
     b, s, hq, d = q.shape
-    if _flash_varlen is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+    if flash:
+        if _flash_varlen is None or not q.is_cuda or q.dtype not in (torch.float16, torch.bfloat16):
+            raise RuntimeError("flash_attention_2 needs flash-attn and CUDA tensors in half precision")
         cu, max_len = cu_seqlens_from_positions(position_ids, doc_masking)
         out = _flash_varlen(
             q.reshape(b * s, hq, d),
@@ -173,6 +178,7 @@ class CausalSelfAttention(nn.Module):
         self.use_rope = config.uses_rope(layer_idx)
         self.theta = config.rope_theta
         self.doc_masking = config.use_doc_masking
+        self.flash = config.attn_implementation == "flash_attention_2"
         chunks = (config.num_attention_heads * self.d, config.num_key_value_heads * self.d,
                   config.num_key_value_heads * self.d)
         self.qkv_proj = TensorParallelColumnLinear(
@@ -195,7 +201,7 @@ class CausalSelfAttention(nn.Module):
         if self.use_rope:
             cos, sin = rope_cos_sin(position_ids, self.d, self.theta, q.dtype)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        out = attention(q, k, v, position_ids, self.doc_masking)  # [b, s, n_q, d]
+        out = attention(q, k, v, position_ids, self.doc_masking, self.flash)  # [b, s, n_q, d]
         out = out.reshape(b, s, self.n_q * self.d).transpose(0, 1).contiguous()
         return self.o_proj(out)
 
@@ -227,10 +233,21 @@ class DecoderLayer(nn.Module):
         self.attn = CausalSelfAttention(config, parallel_config, tp_pg, layer_idx)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.mlp = MLP(config, parallel_config, tp_pg)
+        self.recompute = config.recompute_layer
+
+    def _layer(self, hidden_states, position_ids):
+        hidden_states = hidden_states + self.attn(self.input_layernorm(hidden_states), position_ids)
+        return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
 
     def forward(self, hidden_states, position_ids):
-        hidden_states = hidden_states + self.attn(self.input_layernorm(hidden_states), position_ids)
-        hidden_states = hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+        if self.recompute and torch.is_grad_enabled():
+            # Activation recompute (parallelism.recompute_layer): keep only the layer's input and run its
+            # forward again during backward. Non-reentrant checkpointing replays the tensor-parallel
+            # collectives in the same order on every rank.
+            hidden_states = torch.utils.checkpoint.checkpoint(self._layer, hidden_states, position_ids,
+                                                              use_reentrant=False)
+        else:
+            hidden_states = self._layer(hidden_states, position_ids)
         return {"hidden_states": hidden_states, "position_ids": position_ids}
 
 
@@ -523,8 +540,13 @@ class SmolLM3Trainer(DistributedTrainer):
             # nanotron 0.4 builds the LambdaLR after loading the optimizer: its constructor sets every group's
             # lr to lr x lambda(0) (0 with a linear warmup), and loading the scheduler state restores the step
             # count but not the groups' lr, so the first step after a resume would use lambda(0). Put back
-            # the lr of the resumed step.
-            for group, lr in zip(self.lr_scheduler.optimizer.param_groups, self.lr_scheduler.get_last_lr()):
+            # the lr of the resumed step. The scheduler's base lr is the config's, not the checkpoint's: a run
+            # continued under a changed learning rate (--continue) trains with the new one.
+            sched = self.lr_scheduler
+            peak = self.config.optimizer.learning_rate_scheduler.learning_rate
+            sched.base_lrs = [peak for _ in sched.base_lrs]
+            sched._last_lr = [peak * fn(sched.last_epoch) for fn in sched.lr_lambdas]
+            for group, lr in zip(sched.optimizer.param_groups, sched.get_last_lr()):
                 group["lr"] = lr
 
     def save_checkpoint(self):

@@ -4,7 +4,8 @@
   checkpoint with the next mixture, keeping optimizer, LR schedule and step count (the published WSD);
 - longctx-32k/64k start a new run from the previous stage's weights (new RoPE theta, longer sequences);
 - a stage killed halfway resumes from its latest COMPLETE checkpoint: the batches after the resume are the
-  ones an uninterrupted run would have seen (pretrain.dataloader), so the loss sequence is identical;
+  ones an uninterrupted run would have seen (pretrain.dataloader), so the loss sequence is identical; it
+  resumes only a checkpoint of the same training recipe, checked before launch (pretrain/train_checks.py);
 - the nanotron config used is saved as `runs/<recipe>/<stage>/nanotron_config.yaml`, per-step losses in
   `losses.jsonl` (and TensorBoard when installed), the final checkpoint converted to `hf/`.
 
@@ -29,70 +30,17 @@ from pretrain.data.mixture import MixtureSampler
 from pretrain.dataloader import mixture_batches
 from pretrain.nanotron_config import nanotron_config
 from pretrain.smollm3_nanotron import SmolLM3Trainer
+from pretrain.train_checks import input_manifests, preflight, stage_inputs
 from recipes.derive import derived
-from recipes.loader import RecipeError, display
 from recipes.schema import NanotronStage
 from rundir import StageRun, stage_dir
-
-COMPLETE = "COMPLETE"  # written in a checkpoint folder once every rank has finished writing it
-
-
-def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
-    """Checkpoints whose write finished on every rank, oldest first (an interrupted one has no marker)."""
-    if not ckpt_dir.is_dir():
-        return []
-    done = [p for p in ckpt_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / COMPLETE).is_file()]
-    return sorted(done, key=lambda p: int(p.name))
-
-
-def token_ids(r: NanotronStage) -> tuple[dict, Optional[str]]:
-    """bos / eos / pad ids (the recipe's, else the tokenizer folder's) and a local tokenizer path."""
-    from pretrain.data.tokenizer import tokenizer_dir
-
-    tok = r.tokenizer
-    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id}
-    if tok.kind == "hub":
-        return ids, None
-    local = tokenizer_dir(r)
-    if not local.exists():
-        raise RecipeError(display(local), "tokenizer.name_or_path", "no tokenizer here: run `make data` first")
-    from transformers import AutoTokenizer
-
-    t = AutoTokenizer.from_pretrained(str(local))
-    if len(t) != r.model.vocab_size:
-        raise RecipeError(display(local), "model.vocab_size",
-                          f"tokenizer has {len(t)} tokens but the model {r.model.vocab_size}")
-    for key, value in (("bos", t.bos_token_id), ("eos", t.eos_token_id), ("pad", t.pad_token_id)):
-        ids[key] = ids[key] if ids[key] is not None else value
-    return ids, str(local)
-
-
-def stage_inputs(r: NanotronStage) -> list[Path]:
-    """The run directories this stage consumes: the data, and the stage it starts from."""
-    return [stage_dir(r.name, "data")] + ([stage_dir(r.name, r.init_from)] if r.init_from else [])
+from rundir.checkpoints import mark_complete, marked_checkpoints, prune
+from rundir.resume import run_sha256, training_sha256
 
 
 def up_to_date(r: NanotronStage) -> bool:
-    """Completed before with the same recipe and inputs (checked before torchrun is started)."""
-    check_supported(r)
+    """Completed before with the same recipe and inputs (checked by the launcher and again in every rank)."""
     return StageRun(r, inputs=stage_inputs(r)).up_to_date()
-
-
-def start_point(r: NanotronStage) -> tuple[Optional[Path], Optional[Path], list[Path]]:
-    """(checkpoint to resume, weights to start from, input stage dirs) for this stage."""
-    own = complete_checkpoints(stage_dir(r.name, r.stage) / "checkpoints")
-    inputs = stage_inputs(r)
-    prev = stage_dir(r.name, r.init_from) if r.init_from else None
-    if own:
-        return own[-1], None, inputs
-    if r.init_from is None:
-        return None, None, inputs
-    prev_ckpts = complete_checkpoints(prev / "checkpoints")
-    if not prev_ckpts:
-        raise RecipeError(display(prev), "init_from", f"no complete checkpoint of {r.init_from}: run it first "
-                                                      f"(make {r.init_from})")
-    same_run = r.init_from in r.steps.stage_starts
-    return (prev_ckpts[-1], None, inputs) if same_run else (None, prev_ckpts[-1], inputs)
 
 
 class StageTrainer(SmolLM3Trainer):
@@ -101,13 +49,18 @@ class StageTrainer(SmolLM3Trainer):
     def post_init(self):
         self.loss_log = None
         self.writer = None
+        self.recipe_hashes: dict = {}
+        self.keep_last = None
 
     def post_save_checkpoint(self):
+        """Once every rank has written the checkpoint, rank 0 marks it COMPLETE (with checksums and the hashes
+        of the recipe that trained it) and applies checkpoints.keep_last."""
         dist.barrier(self.parallel_context.world_pg)
         if dist.get_rank(self.parallel_context.world_pg) == 0:
             path = Path(self.config.checkpoints.checkpoints_path) / str(self.iteration_step)
-            (path / COMPLETE).write_text(json.dumps({"step": self.iteration_step,
-                                                     "consumed_train_samples": self.consumed_train_samples}))
+            mark_complete(path, step=self.iteration_step, consumed_train_samples=self.consumed_train_samples,
+                          **self.recipe_hashes)
+            prune(path.parent, self.keep_last)
         dist.barrier(self.parallel_context.world_pg)
 
     def training_step(self, dataloader):
@@ -131,27 +84,18 @@ def _tensorboard(log_dir: Path):
     return SummaryWriter(str(log_dir))
 
 
-def check_supported(r: NanotronStage) -> None:
-    """What nanotron 0.4 and this model cannot do, refused before anything is written."""
-    from pretrain.smollm3_nanotron import NO_WEIGHT_DECAY_PATTERNS
-
-    if list(r.optimizer.weight_decay_exclude) != list(NO_WEIGHT_DECAY_PATTERNS):
-        raise RecipeError(r.file_of("optimizer.weight_decay_exclude"), "optimizer.weight_decay_exclude",
-                          f"only {list(NO_WEIGHT_DECAY_PATTERNS)} (the "
-                          f"embedding) is supported by pretrain/smollm3_nanotron.py (got "
-                          f"{r.optimizer.weight_decay_exclude})")
-    if r.parallelism.cp > 1:
-        raise RecipeError(r.file_of("parallelism.cp"), "parallelism.cp",
-                          "nanotron 0.4 has no context parallelism: set parallelism.cp=1 "
-                          f"(and raise dp), or export the stage for the authors' nanotron (got {r.parallelism.cp})")
-
-
-def run(r: NanotronStage) -> None:
-    check_supported(r)
-    sdir = stage_dir(r.name, r.stage)
+def run(r: NanotronStage, resume_mode: str = "refuse") -> None:
+    """Train the stage in this torchrun rank (every rank runs this). The launcher has already run
+    `train_checks.preflight` and applied --fresh; the checks are repeated here (reading only), so a rank
+    started another way (Slurm, torchrun by hand) never trains what the recipe does not say."""
     world_rank = int(os.environ.get("RANK", "0"))
-    ids, tokenizer_path = token_ids(r)
-    resume, init_weights, inputs = start_point(r)
+    if resume_mode != "fresh" and up_to_date(r):
+        if world_rank == 0:
+            print(f"[{r.stage}] up to date ({stage_dir(r.run, r.stage)}/manifest.json): skipped", flush=True)
+        return
+    sdir = stage_dir(r.run, r.stage)
+    start, ids, tokenizer_path = preflight(r, "continue" if resume_mode == "continue" else "refuse")
+    resume, init_weights, inputs = start.resume, start.init_weights, start.inputs
     d = derived(r)
     config = nanotron_config(r, checkpoints_dir=sdir / "checkpoints", token_ids=ids, resume_from=resume,
                              init_weights=init_weights, tokenizer_path=tokenizer_path)
@@ -168,17 +112,27 @@ def run(r: NanotronStage) -> None:
     manifest = StageRun(r, inputs=inputs) if world_rank == 0 else None
     if manifest is not None:
         manifest.__enter__()
+        manifest.manifest.update(training_sha256=training_sha256(r), run_sha256=run_sha256(r),
+                                 resumed_from=str(resume) if resume else None,
+                                 initialized_from=str(init_weights) if init_weights else None,
+                                 continued_from=start.continued_from)
     if resume is not None and int(resume.name) >= d.last_step:  # trained, killed before it was converted
+        if manifest is not None and start.continued_from:
+            print(f"[{r.stage}] --continue: checkpoint {resume.name} is the stage's last step, so nothing is left "
+                  "to train under the changed recipe; converting it, recorded as a continuation", flush=True)
         if manifest is not None:
             with_manifest(manifest, lambda: finish(r, sdir, manifest, tokenizer_path, sampler))
         return
     try:
         trainer = StageTrainer(str(config_path))
         config_path.unlink()
+        trainer.recipe_hashes = {"training_sha256": training_sha256(r), "run_sha256": run_sha256(r),
+                                 "inputs": input_manifests(inputs)}
+        trainer.keep_last = r.checkpoints.keep_last
         model = trainer.unwrapped_model
         samples_before_stage = (d.first_step - 1) * d.global_batch_seqs if r.kind == "pretrain" else 0
-        start = trainer.consumed_train_samples - samples_before_stage
-        loader = mixture_batches(sampler, start_sample=start, micro_batch_size=r.batch.micro_batch_size,
+        first_sample = trainer.consumed_train_samples - samples_before_stage
+        loader = mixture_batches(sampler, start_sample=first_sample, micro_batch_size=r.batch.micro_batch_size,
                                  grad_accum=d.grad_accum, parallel_context=trainer.parallel_context,
                                  input_pp_rank=model.input_pp_rank, output_pp_rank=model.output_pp_rank)
         if trainer.iteration_step < d.last_step:
@@ -236,7 +190,7 @@ def finish(r: NanotronStage, sdir: Path, manifest: StageRun, tokenizer_path: Opt
 
     from pretrain.convert import convert
 
-    last = complete_checkpoints(sdir / "checkpoints")[-1]
+    last = marked_checkpoints(sdir / "checkpoints")[-1]
     convert(last, sdir / "hf", tokenizer=Path(tokenizer_path) if tokenizer_path else None, overwrite=True)
     manifest.metrics.update(hf_loss_on_training_samples=hf_loss(sdir / "hf", sampler),
                             chance_loss=math.log(r.model.vocab_size))

@@ -144,7 +144,7 @@ def plan_row(r, *, mfu: float, peak_tflops: Optional[float]) -> dict:
                tp=None, pp=None, cp=None, gpus=None, nodes=None, global_batch_seqs=None,
                global_batch_tokens=None, steps=None, tokens=None, params=d.params,
                rope_theta=r.model.rope_theta, lr=None, flops=None, gpu_hours=None, memory_gb_per_gpu=None,
-               memory=None)
+               memory=None, gpu_memory_gb=r.cluster.gpu_memory_gb, fits_gpu_memory=None)
     if isinstance(r, NanotronStage):
         p, b = r.parallelism, r.batch
         mem = memory_gb(r.model, tp=p.tp, pp=p.pp, dp=p.dp, cp=p.cp, seq=b.sequence_length,
@@ -169,4 +169,6 @@ def plan_row(r, *, mfu: float, peak_tflops: Optional[float]) -> dict:
                    global_batch_seqs=r.global_batch_size, global_batch_tokens=r.global_batch_size * r.max_length,
                    steps=r.max_steps, lr=r.lr,
                    memory_gb_per_gpu=mem["total_recompute" if r.gradient_checkpointing else "total"], memory=mem)
+    if row["memory_gb_per_gpu"] is not None:
+        row["fits_gpu_memory"] = row["memory_gb_per_gpu"] <= r.cluster.gpu_memory_gb
     return row

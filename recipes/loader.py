@@ -39,12 +39,13 @@ class RecipeError(Exception):
 
 
 def display(path: Path | str) -> str:
-    """A path relative to the working directory when possible (what the user typed)."""
+    """A path as the user would type it: relative to the working directory, absolute when it lies outside."""
     p = Path(path)
     try:
-        return os.path.relpath(p)
+        rel = os.path.relpath(p)
     except ValueError:
         return str(p)
+    return str(p.resolve()) if rel.startswith("..") else rel
 
 
 def read_yaml(path: Path) -> dict:
@@ -72,8 +73,12 @@ class Layers:
 
     def add(self, data: dict, source: str, prefix: tuple = ()):
         target = self.data
-        for k in prefix:
+        for i, k in enumerate(prefix):
             target = target.setdefault(k, {})
+            if not isinstance(target, dict):
+                where = ".".join(prefix[: i + 1])
+                raise RecipeError(source, ".".join(prefix + tuple(data)),
+                                  f"{where} is a value, not a mapping of keys (got {target!r})")
         self._merge(target, data, source, prefix)
 
     def _merge(self, target: dict, data: dict, source: str, prefix: tuple):
@@ -226,7 +231,10 @@ def load_stage(path: str | Path, overrides: list[str] = ()):
     for text in overrides:
         key, value = parse_override(text)
         parsed[key] = text.split("=", 1)[1]
-        layers.add({key[-1]: value}, "<override>", prefix=key[:-1])
+        try:
+            layers.add({key[-1]: value}, "<override>", prefix=key[:-1])
+        except RecipeError as e:
+            raise RecipeError(display(path), e.field, f"{e.message} [from the override {text}]") from None
     mixtures = attach_mixtures(layers, chain, display(path))
     recipe = validate(_STAGE_ADAPTER, layers, display(path), parsed)
     if recipe.kind in ("pretrain", "longctx"):

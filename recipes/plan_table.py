@@ -25,8 +25,8 @@ def format_plan(rows: list[dict], *, mfu: float, peak: float, gpu: str) -> str:
             ("batch tokens", lambda r: "-" if r["global_batch_tokens"] is None else f"{r['global_batch_tokens']:,}"),
             ("steps", lambda r: "-" if r["steps"] is None else f"{r['steps']:,}"),
             ("tokens", lambda r: _num(r["tokens"])), ("params", lambda r: _num(r["params"])),
-            ("rope theta", lambda r: _num(r["rope_theta"])), ("lr",
-                                                              lambda r: "-" if r["lr"] is None else f"{r['lr']:g}"),
+            ("rope theta", lambda r: _num(r["rope_theta"])),
+            ("lr", lambda r: "-" if r["lr"] is None else f"{r['lr']:g}"),
             ("FLOPs", lambda r: "-" if r["flops"] is None else f"{r['flops']:.3g}"),
             ("GPU-h", lambda r: "-" if r["gpu_hours"] is None else f"{r['gpu_hours']:,.0f}"),
             ("mem GB/GPU", lambda r: "-" if r["memory_gb_per_gpu"] is None else f"{r['memory_gb_per_gpu']:.1f}")]
@@ -38,6 +38,10 @@ def format_plan(rows: list[dict], *, mfu: float, peak: float, gpu: str) -> str:
     lines.append("")
     lines.append(f"GPU-hours at MFU {mfu:.0%} of {peak:g} TFLOPS ({gpu}); '-' = set by the data (epochs), not the "
                  f"recipe.")
+    for r in rows:
+        if r.get("fits_gpu_memory") is False:
+            lines.append(f"! {r['stage']}: the estimate, {r['memory_gb_per_gpu']:.1f} GiB per GPU, exceeds "
+                         f"cluster.gpu_memory_gb ({r['gpu_memory_gb']:g})")
     lines.append("Memory per GPU (GiB): weights + grads + optimizer + activations [with recompute]:")
     for r in rows:
         m = r.get("memory")

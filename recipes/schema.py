@@ -48,7 +48,7 @@ class ModelConfig(Strict):
     rms_norm_eps: PosFloat
     tie_word_embeddings: bool
     hidden_act: Literal["silu"]
-    attention_bias: bool
+    attention_bias: bool  # must be false: SmolLM3 has no attention biases, and this model builds none
     init_std: PosFloat
     use_doc_masking: bool
     attn_implementation: Literal["flash_attention_2", "llama3_ring_attention", "sdpa"]
@@ -56,6 +56,9 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _shapes(self):
+        if self.attention_bias:
+            raise InvariantError("model.attention_bias", "SmolLM3 has no attention biases and this repository's "
+                                 "model builds none: set false (got true)")
         if self.hidden_size % self.num_attention_heads:
             raise InvariantError("model.hidden_size", f"must be divisible by model.num_attention_heads "
                                  f"({self.num_attention_heads}) (got {self.hidden_size})")
@@ -92,16 +95,26 @@ class Cluster(Strict):
     cpus_per_task: Pos = 96
 
 
+RunName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
 class Common(Strict):
-    name: str  # recipe name; run outputs go to runs/<name>/<stage>/
+    name: RunName  # recipe name; run outputs go to runs/<name>/<stage>/
+    run_name: Optional[RunName] = None  # a separate run directory runs/<run_name>/ (data stays under <name>)
     stage: str  # the stage's file name (set by the loader)
-    description: str = ""
+    description: str = ""  # recorded in the manifest
     seed: int
     model: ModelConfig
     tokenizer: Tokenizer
     cluster: Cluster
     _stage_file: str = PrivateAttr(default="")  # set by the loader: the stage file as the user named it
     _origins: dict = PrivateAttr(default_factory=dict)  # set by the loader: dotted field -> file that set it
+
+    @property
+    def run(self) -> str:
+        """The run directory's name under runs/: `run_name`, default the recipe name. The data stage always
+        writes under the recipe name: its output is shared by every run of the recipe."""
+        return self.name if getattr(self, "kind", None) == "data" else (self.run_name or self.name)
 
     def file_of(self, field: str = "") -> str:
         """The recipe file that set `field` (or an enclosing mapping): where a user fixes it. Overrides and

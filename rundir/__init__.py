@@ -64,7 +64,7 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _input_record(p) -> dict:
+def input_record(p) -> dict:
     p = Path(p)
     m = read_manifest(p) if p.is_dir() else None
     return {"path": str(p), "manifest_sha256": sha256_json(m) if m else None,
@@ -76,8 +76,8 @@ class StageRun:
 
     def __init__(self, recipe, inputs: list = (), directory: Optional[Path] = None):
         self.recipe = recipe
-        self.dir = Path(directory) if directory else stage_dir(recipe.name, recipe.stage)
-        self.inputs = [_input_record(p) for p in inputs]
+        self.dir = Path(directory) if directory else stage_dir(recipe.run, recipe.stage)
+        self.inputs = [input_record(p) for p in inputs]
         self.recipe_sha = sha256_json(recipe_json(recipe))
         self.outputs: list[str] = []
         self.metrics: dict = {}

@@ -26,3 +26,25 @@ def recipes_copy(tmp_path):
     """A writable copy of recipes/ in an empty working directory (so runs/ would appear there)."""
     shutil.copytree(REPO / "recipes", tmp_path / "recipes", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def data_runs(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    from tests.nanotron_stages import stage
+
+    stage(runs, "data")
+    return runs
+
+
+@pytest.fixture(scope="session")
+def chain(data_runs):
+    """The three pretraining stages and both long-context stages of the short tiny run, one after the other
+    (shared by every test module that needs a completed run)."""
+    from tests.nanotron_stages import LC, RUN, stage
+
+    for s in ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3"):
+        stage(data_runs, s, *RUN)
+    stage(data_runs, "longctx-32k", *LC)
+    stage(data_runs, "longctx-64k", *LC)
+    return data_runs / "tiny"

@@ -96,14 +96,17 @@ def tiny_config(**overrides) -> SmolLM3Config:
 
 def write_config(path: Path, *, ckpt_dir: Path, tp=1, dp=1, pp=1, tp_mode="ALL_REDUCE", init=None, steps=2,
                  mbs=4, lr=3e-3, weight_decay=0.1, save_initial_state=False, dtype="float32",
-                 accumulate_grad_in_fp32=False, zero_stage=0) -> Path:  # fmt: skip
-    """A nanotron YAML for the tiny model, written through nanotron's own config dataclasses."""
+                 accumulate_grad_in_fp32=False, zero_stage=0, schedule=None, model=None) -> Path:  # fmt: skip
+    """A nanotron YAML for the tiny model, written through nanotron's own config dataclasses. `schedule`
+    overrides LRSchedulerArgs fields (default: constant lr); `model` overrides tiny_config fields."""
+    lr_args = dict(learning_rate=lr, lr_warmup_steps=steps, lr_warmup_style="constant", lr_decay_style="linear")
+    lr_args.update(schedule or {})
     config = Config(
         general=GeneralArgs(project="smollm3-tests", run="tiny", seed=SEED),
         parallelism=ParallelismArgs(dp=dp, pp=pp, tp=tp, pp_engine="1f1b", tp_mode=tp_mode,
                                     tp_linear_async_communication=False),
         model=ModelArgs(
-            model_config=tiny_config(),
+            model_config=tiny_config(**(model or {})),
             init_method=ExistingCheckpointInit(path=Path(init)) if init else RandomInit(std=0.02),
             dtype=getattr(torch, dtype),
         ),
@@ -117,8 +120,7 @@ def write_config(path: Path, *, ckpt_dir: Path, tp=1, dp=1, pp=1, tp_mode="ALL_R
             zero_stage=zero_stage, weight_decay=weight_decay, clip_grad=1.0,
             accumulate_grad_in_fp32=accumulate_grad_in_fp32,
             adam_eps=1e-8, adam_beta1=0.9, adam_beta2=0.95, torch_adam_is_fused=False,
-            learning_rate_scheduler=LRSchedulerArgs(learning_rate=lr, lr_warmup_steps=steps,
-                                                    lr_warmup_style="constant", lr_decay_style="linear"),
+            learning_rate_scheduler=LRSchedulerArgs(**lr_args),
         ),
     )  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,11 +133,13 @@ class RecordingTrainer(SmolLM3Trainer):
 
     def post_init(self):
         self.losses = []
+        self.lrs = []
 
     def training_step(self, dataloader):
         outputs, loss_avg = super().training_step(dataloader)
         if loss_avg is not None:
             self.losses.append(float(loss_avg))
+            self.lrs.append(self.optimizer.get_base_optimizer().param_groups[0]["lr"])
         return outputs, loss_avg
 
 

@@ -75,6 +75,9 @@ def test_sbatch_for_smollm3_asks_for_48_nodes_of_8_gpus(tmp_path):
     assert "export CUDA_DEVICE_MAX_CONNECTIONS=1" in script
     assert "--nproc_per_node 8" in script and "--rdzv_backend c10d" in script
     assert "recipes/smollm3-3b/pretrain-stage1.yaml" in script
+    # the job checks inputs, checkpoints and the resume rule once, before srun starts any rank
+    prepare = script.index(f"-m pipeline prepare {S1}")
+    assert prepare < script.index("export SMOLLM3_CHECKPOINTS_VERIFIED=1") < script.index("srun ")
     lc = run_cli("pipeline", "launch", REPO / "recipes/smollm3-3b/longctx-64k.yaml", "--launcher", "slurm", "--dry-run",
                  cwd=tmp_path)
     assert lc.returncode == 0
@@ -93,3 +96,13 @@ def test_context_parallelism_is_refused_before_launch(tmp_path):
                   cwd=tmp_path)
     assert res.returncode == 2 and "parallelism.cp: nanotron 0.4 has no context parallelism" in res.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_planner_flags_stages_that_exceed_the_gpu_memory():
+    """cluster.gpu_memory_gb takes effect: the published stage-1 estimate (48.6 GiB per GPU) fits 80 GB, not 40."""
+    import json
+
+    fits = json.loads(run_cli("recipes", "plan", REPO / "recipes/smollm3-3b", "--json").stdout)
+    assert {r["stage"]: r["fits_gpu_memory"] for r in fits}["pretrain-stage1"] is True
+    small = run_cli("recipes", "plan", REPO / "recipes/smollm3-3b", "cluster.gpu_memory_gb=40")
+    assert "! pretrain-stage1: the estimate, 48.6 GiB per GPU, exceeds cluster.gpu_memory_gb (40)" in small.stdout

@@ -14,61 +14,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-# A short version of the tiny run: stages 1 / 2 / 3 = steps 1-10 / 11-13 / 14-16, checkpoints every 4 steps.
-RUN = ["steps.train_steps=16", "steps.stage_starts.pretrain-stage1=1", "steps.stage_starts.pretrain-stage2=11",
-       "steps.stage_starts.pretrain-stage3=14", "checkpoints.interval=4", "lr_schedule.warmup_steps=3"]
-LC = ["steps.train_steps=4", "lr_schedule.warmup_steps=1", "lr_schedule.decay_start=1", "lr_schedule.decay_steps=3",
-      "checkpoints.interval=2"]
-
-
-def stage(runs, name, *overrides, check=True):
-    env = dict(os.environ, SMOLLM3_RUNS=str(runs))
-    out = subprocess.run([sys.executable, "-m", "pipeline", "run", f"recipes/tiny/{name}.yaml", *overrides],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    if check:
-        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
-    return out
-
-
-def descendants(pid):
-    """pid and every process below it (torchrun's workers run in sessions of their own)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def losses(stage_dir):
-    by_step = {}
-    for f in sorted(stage_dir.glob("losses.rank*.jsonl")):
-        for line in f.read_text().splitlines():
-            e = json.loads(line)
-            by_step[e["step"]] = e
-    return by_step
-
-
-@pytest.fixture(scope="module")
-def data_runs(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    stage(runs, "data")
-    return runs
-
-
-@pytest.fixture(scope="module")
-def chain(data_runs):
-    """The three pretraining stages and both long-context stages, one after the other."""
-    for s in ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3"):
-        stage(data_runs, s, *RUN)
-    stage(data_runs, "longctx-32k", *LC)
-    stage(data_runs, "longctx-64k", *LC)
-    return data_runs / "tiny"
+from tests.nanotron_stages import LC, RUN, descendants, losses, stage
 
 
 @pytest.mark.slow
@@ -182,9 +128,13 @@ def test_published_wsd_corners_through_nanotron_scheduler():
     """The smollm3-3b schedule as nanotron builds it from this repo's config: warmup to 2e-4 over 2,000 steps,
     constant until step 4,198,001, linear decay to 0 over the last 522,000 steps."""
     import torch
+
+    import pretrain.nanotron_compat  # noqa: F401  (before anything from nanotron)
+
+    # isort: split
     from nanotron.helpers import lr_scheduler_builder
 
-    from pretrain.nanotron_config import nanotron_config  # imports the compatibility layer first
+    from pretrain.nanotron_config import nanotron_config
     from recipes.loader import load_stage
 
     r = load_stage(REPO / "recipes/smollm3-3b/pretrain-stage2.yaml")

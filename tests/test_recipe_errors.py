@@ -74,6 +74,10 @@ CASES = [
      r"must be divisible by nodes x gpus_per_node x per_device_train_batch_size \(4\) \(got 6\)"),
     ("missing mixture", None, None, "pretrain-stage1", ["data.mixture=nope"], "recipes/tiny/pretrain-stage1.yaml",
      "data.mixture", r"no mixture file mixtures/nope.yaml"),
+    ("override into a scalar", None, None, "pretrain-stage1", ["seed.foo=1"], "recipes/tiny/pretrain-stage1.yaml",
+     "seed.foo", r"seed is a value, not a mapping of keys \(got 6\) \[from the override seed.foo=1\]"),
+    ("override deeper into a scalar", None, None, "sft", ["lr.a.b=1"], "recipes/tiny/sft.yaml",
+     "lr.a.b", r"lr is a value, not a mapping of keys"),
 ]
 
 

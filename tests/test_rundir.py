@@ -53,3 +53,43 @@ def test_failed_stage_is_recorded_and_rerun(runs):
     assert m["status"] == "failed" and "disk full" in m["error"]
     with StageRun(r) as run:
         assert not run.skip
+
+
+def test_a_marked_checkpoint_detects_every_kind_of_damage(tmp_path):
+    from rundir.checkpoints import damage, intact_checkpoints, mark_complete, prune
+
+    ckpt = tmp_path / "checkpoints"
+    for step in (4, 8, 12):
+        (ckpt / str(step) / "model").mkdir(parents=True)
+        (ckpt / str(step) / "model" / "w.safetensors").write_bytes(bytes(range(256)) * 4)
+        (ckpt / str(step) / "config.yaml").write_text("step: %d\n" % step)
+        mark_complete(ckpt / str(step), step=step, training_sha256="abc")
+    (ckpt / "16").mkdir()  # interrupted while being written: no marker
+    assert [damage(ckpt / s) for s in ("4", "8", "12")] == [None, None, None]
+    w = ckpt / "12" / "model" / "w.safetensors"
+    w.write_bytes(w.read_bytes()[:-1] + b"\x01")
+    assert "does not match its checksum" in damage(ckpt / "12")
+    (ckpt / "8" / "config.yaml").unlink()
+    assert damage(ckpt / "8") == "config.yaml is missing"
+    (ckpt / "4" / "extra.bin").write_bytes(b"x")
+    assert damage(ckpt / "4") == "extra.bin was not part of the checkpoint"
+    (ckpt / "4" / "extra.bin").unlink()
+    intact, damaged = intact_checkpoints(ckpt)
+    assert [p.name for p in intact] == ["4"] and [p.name for p, _ in damaged] == ["8", "12"]
+    assert [p.name for p in prune(ckpt, keep_last=1)] == ["4", "8"]
+    assert sorted(p.name for p in ckpt.iterdir()) == ["12", "16"]
+
+
+def test_training_view_ignores_what_only_records_a_run():
+    from rundir import recipe_json
+    from rundir.resume import changes, run_view, training_view
+
+    a = recipe_json(load_stage(REPO / "recipes/tiny/pretrain-stage2.yaml"))
+    b = recipe_json(load_stage(REPO / "recipes/tiny/pretrain-stage2.yaml",
+                               ["description=other", "log_interval=5", "checkpoints.interval=3", "run_name=x",
+                                "cluster.partition=gpu"]))
+    assert training_view(a) == training_view(b)
+    c = recipe_json(load_stage(REPO / "recipes/tiny/pretrain-stage2.yaml", ["optimizer.lr=1e-3", "seed=7"]))
+    assert changes(training_view(a), training_view(c)) == ["optimizer.lr: 0.003 -> 0.001", "seed: 6 -> 7"]
+    s1 = recipe_json(load_stage(REPO / "recipes/tiny/pretrain-stage1.yaml"))
+    assert run_view(s1) == run_view(a) and training_view(s1) != training_view(a)  # one run, two stages

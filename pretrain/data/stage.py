@@ -54,10 +54,6 @@ def log(msg: str):
     print(f"[data] {msg}", flush=True)
 
 
-def show(p) -> str:
-    """A path as the user would type it: relative to the working directory unless it lies outside."""
-    rel = os.path.relpath(p)
-    return str(Path(p).resolve()) if rel.startswith("..") else rel
 
 
 # ------------------------------------------------------------------------------------------ executors
@@ -252,13 +248,13 @@ def _tokenizer(recipe, sources: list[SourceSpec], root: Path):
         spec = tokenizer.build_spec(recipe, [corpus_spec(s.builtin) if s.kind == "builtin" else s.identity()
                                                   for s in sorted(local, key=lambda s: s.name)])
         if tokenizer.is_built(recipe, spec):
-            log(f"tokenizer: up to date ({show(tokenizer.tokenizer_dir(recipe))})")
+            log(f"tokenizer: up to date ({display(tokenizer.tokenizer_dir(recipe))})")
         else:
             t0 = time.time()
             texts = _training_texts(sorted(local, key=lambda s: s.name), root)
             path = tokenizer.build(recipe, texts, spec)
             log(f"tokenizer: trained a byte-level BPE of {recipe.tokenizer.build_vocab_size:,} tokens on "
-                f"{len(local)} sources in {time.time() - t0:.1f}s -> {show(path)}")
+                f"{len(local)} sources in {time.time() - t0:.1f}s -> {display(path)}")
     tok = tokenizer.load_checked(recipe)
     name = tokenizer.datatrove_name(recipe)
     sha = tokenizer.spec_sha({"file": Path(name).read_text()}) if Path(name).is_file() else name
@@ -315,7 +311,7 @@ def run(recipe):
     old = read_manifest(out)
     if old and old.get("status") == "submitted" and _slurm_pending(old.get("metrics", {}).get("slurm_jobs", [])):
         log("Slurm jobs of the previous call are still queued or running: nothing submitted "
-            f"(see {show(out / 'manifest.json')})")
+            f"(see {display(out / 'manifest.json')})")
         return
     path_inputs = [s.path for s in sources if s.kind == "path"]
     run_ = DataRun(recipe, inputs=path_inputs)
@@ -347,7 +343,7 @@ def run(recipe):
                 chain[-1].run()  # launches the steps it depends on first; finished steps are not relaunched
                 jobs += [e.job_id for e in chain]
                 submitted.append(b.spec.name)
-                log(f"{b.spec.name}: submitted {len(chain)} Slurm jobs (logs in {show(b.logs)})")
+                log(f"{b.spec.name}: submitted {len(chain)} Slurm jobs (logs in {display(b.logs)})")
                 continue
             if not slurm:
                 with _env(TOKENIZERS_PARALLELISM="false"):  # one tokenizer thread per worker process
@@ -366,7 +362,7 @@ def run(recipe):
             what = "up to date" if done_before else (f"{st.get('read', st['documents']):,} read, {dropped:,} "
                                                      f"dropped by length, {dups:,} duplicates")
             log(f"{b.spec.name}: {what} -> {folder.n_docs:,} documents, {folder.n_tokens:,} tokens in {dt:.1f}s "
-                f"({folder.n_tokens / dt / 1e3:,.0f}k tokens/s) -> {show(b.final)}")
+                f"({folder.n_tokens / dt / 1e3:,.0f}k tokens/s) -> {display(b.final)}")
         run_.outputs = (["tokenizer"] if recipe.tokenizer.kind == "build" else []) + [s.name for s in sources]
         run_.metrics.update(fingerprint=fingerprint, sources=per_source, corpora=corpora,
                             tokenizer={"name_or_path": recipe.tokenizer.name_or_path, "kind": recipe.tokenizer.kind,

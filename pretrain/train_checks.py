@@ -1,0 +1,230 @@
+"""Everything a nanotron stage checks before it starts: run in the launching process, before torchrun.
+
+- what nanotron 0.4 and this model cannot do (refused, never ignored): see `check_supported`;
+- its inputs: the tokenizer (and its vocabulary against the model), every mixture source's tokenized
+  folder (.ds files, their index and metadata), the checkpoint it starts from and its COMPLETE marker;
+- where it starts (`plan_start`): its own latest intact checkpoint (a resume), the previous stage's (the
+  same run) or its weights (a new run); damaged checkpoints are passed over with a warning, and a
+  checkpoint trained under another recipe is continued only when the user says so (rundir.resume).
+
+Bad input raises RecipeError: one line `file: field: message`, exit code 2, nothing written.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from recipes.loader import RecipeError, display
+from recipes.schema import NanotronStage
+from rundir import input_record, read_manifest, recipe_json, sha256_json, stage_dir
+from rundir.checkpoints import intact_checkpoints, marked_checkpoints, read_marker, set_aside
+from rundir.resume import changes, run_sha256, run_view, training_sha256, training_view
+
+VERIFIED_ENV = "SMOLLM3_CHECKPOINTS_VERIFIED"  # set by the launcher once it has checked the checksums
+
+
+@dataclass
+class Start:
+    """Where a stage starts: `resume` (weights, optimizer, schedule, step) or `init_weights` (weights only)."""
+
+    resume: Optional[Path] = None
+    init_weights: Optional[Path] = None
+    inputs: list = field(default_factory=list)
+    continued_from: Optional[dict] = None  # with --continue: the hash and changes of the recipe it continues
+    damaged: list = field(default_factory=list)  # [(checkpoint, why)] newer than `resume`, passed over
+
+
+def stage_inputs(r: NanotronStage) -> list[Path]:
+    """The run directories this stage consumes: the recipe's data, and the stage it starts from."""
+    return [stage_dir(r.name, "data")] + ([stage_dir(r.run, r.init_from)] if r.init_from else [])
+
+
+def check_supported(r: NanotronStage) -> None:
+    """Recipe values this repository's nanotron 0.4 path cannot apply, refused before anything is written."""
+    import torch
+
+    from pretrain.smollm3_nanotron import NO_WEIGHT_DECAY_PATTERNS
+
+    def refuse(key, message):
+        raise RecipeError(r.file_of(key), key, message)
+
+    cuda = torch.cuda.is_available()
+    if list(r.optimizer.weight_decay_exclude) != list(NO_WEIGHT_DECAY_PATTERNS):
+        refuse("optimizer.weight_decay_exclude", f"only {list(NO_WEIGHT_DECAY_PATTERNS)} (the embedding) is "
+               f"supported by pretrain/smollm3_nanotron.py (got {r.optimizer.weight_decay_exclude})")
+    if r.parallelism.cp > 1:
+        refuse("parallelism.cp", "nanotron 0.4 has no context parallelism: set parallelism.cp=1 (and raise dp), "
+               f"or export the stage for the authors' nanotron (got {r.parallelism.cp})")
+    if r.model.attn_implementation == "llama3_ring_attention":
+        refuse("model.attn_implementation", "nanotron 0.4 has no ring attention: set flash_attention_2 (CUDA) or "
+               "sdpa, or export the stage for the authors' nanotron (got llama3_ring_attention)")
+    if r.model.attn_implementation == "flash_attention_2" and not _flash_attention_available(cuda):
+        refuse("model.attn_implementation", "flash_attention_2 needs a CUDA GPU and the flash-attn package "
+               "(requirements-gpu.txt): set sdpa on this machine (got flash_attention_2)")
+    if r.model.attn_implementation == "flash_attention_2" and r.model.dtype != "bfloat16":
+        refuse("model.attn_implementation", f"flash_attention_2 runs in bfloat16 only: set model.dtype=bfloat16 "
+               f"or model.attn_implementation=sdpa (got dtype {r.model.dtype})")
+    if r.parallelism.tp_linear_async_communication and not cuda:
+        refuse("parallelism.tp_linear_async_communication", "overlaps tensor-parallel communication on CUDA "
+               "streams only: set false on a machine without CUDA (got true)")
+    if r.lr_schedule.decay_style not in ("linear", "cosine"):
+        refuse("lr_schedule.decay_style", "nanotron 0.4 decays linear or cosine only: choose one, or export the "
+               f"stage for the authors' nanotron (got {r.lr_schedule.decay_style!r})")
+    ck, same_run = r.checkpoints, r.init_from is None or r.init_from in r.steps.stage_starts
+    if ck.load_optimizer != ck.load_lr_scheduler:
+        key = ("checkpoints.load_lr_scheduler" if r.file_of("checkpoints.load_lr_scheduler") == r.file_of()
+               else "checkpoints.load_optimizer")  # the one the stage file or the command line set
+        refuse(key, "nanotron 0.4 restores the optimizer and the LR schedule together: "
+               f"give both the same value (got {ck.load_optimizer} / {ck.load_lr_scheduler})")
+    if ck.load_optimizer != same_run:
+        what = ("continues its run: the optimizer and schedule are restored" if same_run else
+                f"starts a new run from the weights of {r.init_from}: optimizer and schedule start fresh")
+        refuse("checkpoints.load_optimizer", f"this stage {what} here, so set checkpoints.load_optimizer and "
+               f"checkpoints.load_lr_scheduler to {str(same_run).lower()} (got {str(ck.load_optimizer).lower()})")
+
+
+def _flash_attention_available(cuda: bool) -> bool:
+    if not cuda:
+        return False
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError:
+        return False
+    return not getattr(sys.modules["flash_attn"], "__nanotron_compat_stub__", False)
+
+
+def token_ids(r: NanotronStage) -> tuple[dict, Optional[str]]:
+    """bos / eos / pad ids (the recipe's, else the tokenizer folder's) and a local tokenizer path."""
+    from pretrain.data.tokenizer import tokenizer_dir
+
+    tok = r.tokenizer
+    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id}
+    if tok.kind == "hub":
+        return ids, None
+    local = tokenizer_dir(r)
+    if not (local / "tokenizer.json").is_file() and not local.is_file():
+        raise RecipeError(display(local), "tokenizer.name_or_path", "no tokenizer here: run `make data` first")
+    from transformers import AutoTokenizer
+
+    t = AutoTokenizer.from_pretrained(str(local))
+    if len(t) != r.model.vocab_size:
+        raise RecipeError(display(local), "model.vocab_size",
+                          f"tokenizer has {len(t)} tokens but the model {r.model.vocab_size}")
+    for key, value in (("bos", t.bos_token_id), ("eos", t.eos_token_id), ("pad", t.pad_token_id)):
+        ids[key] = ids[key] if ids[key] is not None else value
+    return ids, str(local)
+
+
+def _checkpoints(ckpt_dir: Path) -> tuple[list[Path], list]:
+    if os.environ.get(VERIFIED_ENV):  # the launcher has checked them (and set damaged ones aside)
+        return marked_checkpoints(ckpt_dir), []
+    return intact_checkpoints(ckpt_dir)
+
+
+def _usable(ckpt_dir: Path, what: str) -> tuple[Optional[Path], list]:
+    """The newest intact checkpoint and the damaged ones newer than it; stops when only damaged ones remain."""
+    intact, damaged = _checkpoints(ckpt_dir)
+    latest = intact[-1] if intact else None
+    newer = [(p, why) for p, why in damaged if latest is None or int(p.name) > int(latest.name)]
+    if newer and latest is None:
+        p, why = newer[-1]
+        raise RecipeError(display(p), "", f"damaged checkpoint of {what} ({why}) and no earlier intact one to "
+                                          "fall back to: start over with --fresh (make ... RESUME=fresh)")
+    return latest, newer
+
+
+def input_manifests(inputs: list[Path]) -> dict:
+    """What a checkpoint was trained from: {input directory name: sha256 of its manifest}."""
+    return {Path(p).name: input_record(p)["manifest_sha256"] for p in inputs}
+
+
+def _mismatch(r: NanotronStage, ckpt: Path, mode: str, own: bool) -> Optional[dict]:
+    """None when `ckpt` was trained under this recipe (and, for the stage's own checkpoints, from the same
+    inputs); with --continue, what it continues; else refuse."""
+    marker = read_marker(ckpt) or {}
+    key, digest, view = (("training_sha256", training_sha256, training_view) if own else
+                         ("run_sha256", run_sha256, run_view))
+    old_sha, new_sha = marker.get(key), digest(r)
+    if old_sha == new_sha:
+        old_inputs, now = marker.get("inputs", {}), input_manifests(stage_inputs(r))
+        rebuilt = [name for name in now if old_inputs.get(name) != now[name]]
+        if not own or not rebuilt:
+            return None
+        if mode == "continue":
+            return {"inputs": old_inputs, "checkpoint": str(ckpt), "changes": [f"{n} rebuilt" for n in rebuilt]}
+        raise RecipeError(r.file_of(), "", f"{display(ckpt.parent.parent)} holds checkpoint {ckpt.name} trained from "
+                          f"inputs that have changed since ({' and '.join(rebuilt)} rebuilt): start over with "
+                          "--fresh (make ... RESUME=fresh), use a new run directory (run_name=<name>), or continue "
+                          "it with --continue (RESUME=continue)")
+    manifest = read_manifest(ckpt.parent.parent) or {}
+    old = manifest.get("recipe")
+    known = old is not None and sha256_json(view(old)) == old_sha
+    diff = changes(view(old), view(recipe_json(r))) if known else ["the recipe that wrote it is not recorded"]
+    if mode == "continue":
+        return {key: old_sha, "checkpoint": str(ckpt), "changes": diff}
+    where = display(ckpt.parent.parent)
+    kind = "a different training recipe" if own else f"{ckpt.parent.parent.name}, under a different run recipe"
+    raise RecipeError(r.file_of(), "", f"{where} holds checkpoint {ckpt.name} of {kind} ({'; '.join(diff[:4])}"
+                      f"{'; ...' if len(diff) > 4 else ''}): start over with --fresh (make ... RESUME=fresh), use "
+                      "a new run directory (run_name=<name>), or continue that checkpoint under this recipe with "
+                      "--continue (RESUME=continue)")
+
+
+def plan_start(r: NanotronStage, mode: str = "refuse") -> Start:
+    """Where this stage starts (see the module doc). Reads only; raises RecipeError."""
+    own_dir = stage_dir(r.run, r.stage) / "checkpoints"
+    latest, damaged = _usable(own_dir, r.stage)
+    inputs = stage_inputs(r)
+    if latest is not None:
+        return Start(resume=latest, inputs=inputs, damaged=damaged,
+                     continued_from=_mismatch(r, latest, mode, own=True))
+    if r.init_from is None:
+        return Start(inputs=inputs)
+    prev = stage_dir(r.run, r.init_from)
+    if not marked_checkpoints(prev / "checkpoints"):
+        raise RecipeError(display(prev), "init_from", f"no complete checkpoint of {r.init_from}: run it first "
+                                                      f"(make {r.init_from})")
+    prev_latest, prev_damaged = _usable(prev / "checkpoints", r.init_from)
+    if r.init_from in r.steps.stage_starts:  # the same run: continue it
+        return Start(resume=prev_latest, inputs=inputs, damaged=prev_damaged,
+                     continued_from=_mismatch(r, prev_latest, mode, own=False))
+    return Start(init_weights=prev_latest, inputs=inputs, damaged=prev_damaged)
+
+
+def check_inputs(r: NanotronStage) -> tuple[dict, Optional[str]]:
+    """What the stage reads, checked: returns (token ids, local tokenizer path)."""
+    from pretrain.data.mixture import MixtureSampler
+
+    check_supported(r)
+    ids, tokenizer_path = token_ids(r)
+    MixtureSampler.from_stage(r, eos_id=ids["eos"])  # opens and validates every source folder
+    return ids, tokenizer_path
+
+
+def preflight(r: NanotronStage, mode: str = "refuse") -> tuple[Start, dict, Optional[str]]:
+    """Every check of the module doc, reading only; returns (start, token ids, local tokenizer path)."""
+    ids, tokenizer_path = check_inputs(r)
+    return plan_start(r, mode), ids, tokenizer_path
+
+
+def prepare(r: NanotronStage, mode: str = "refuse") -> Start:
+    """The launcher's preflight, and what the user chose: with --fresh the stage directory is set aside
+    (renamed, nothing deleted) before the stage starts over; damaged checkpoints newer than the one resumed
+    are renamed `<step>.damaged`, with a warning."""
+    check_inputs(r)  # bad input is refused before anything is moved
+    sdir = stage_dir(r.run, r.stage)
+    if mode == "fresh" and sdir.exists():
+        target = sdir.with_name(f"{sdir.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
+        sdir.rename(target)
+        print(f"[{r.stage}] --fresh: the previous run directory is kept as {display(target)}", flush=True)
+    start = plan_start(r, "continue" if mode == "continue" else "refuse")
+    for p, why in start.damaged:
+        kept = set_aside(p, why)
+        print(f"[{r.stage}] warning: checkpoint {display(p)} is damaged ({why}): set aside as {kept.name}; "
+              f"resuming from {display(start.resume or start.init_weights)}", flush=True)
+    start.damaged = []
+    return start
