@@ -218,12 +218,13 @@ def write_nanotron_checkpoint(cfg: SmolLM3Config, nt: Dict[str, torch.Tensor], o
     (out / "checkpoint_metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def write_hf_folder(cfg: SmolLM3Config, hf: Dict[str, torch.Tensor], out: Path, tokenizer: Optional[Path]) -> None:
+def write_hf_folder(cfg: SmolLM3Config, hf: Dict[str, torch.Tensor], out: Path, tokenizer: Optional[Path],
+                    yarn_factor: Optional[float] = None) -> None:
     from huggingface_hub import save_torch_state_dict
     from transformers import GenerationConfig
     from transformers import SmolLM3Config as HFSmolLM3Config
 
-    hf_config = HFSmolLM3Config(**cfg.to_hf_dict())
+    hf_config = HFSmolLM3Config(**cfg.to_hf_dict(yarn_factor))
     hf_config.dtype = str(next(iter(hf.values())).dtype).removeprefix("torch.")
     hf_config.save_pretrained(out)
     save_torch_state_dict(hf, out, max_shard_size="5GB", metadata={"format": "pt"})
@@ -293,7 +294,9 @@ def find_tokenizer(ckpt: Path) -> Optional[Path]:
 
 
 def convert(src: Path, out: Path, to_nanotron: bool = False, tokenizer: Optional[Path] = None,
-            overwrite: bool = False) -> Path:  # fmt: skip
+            overwrite: bool = False, yarn_factor: Optional[float] = None) -> Path:  # fmt: skip
+    if yarn_factor is not None and (to_nanotron or not yarn_factor > 1):
+        raise ConvertError(f"--yarn-factor {yarn_factor}: must be > 1, and only for a conversion to Hugging Face")
     if not src.is_dir():
         raise ConvertError(f"{src}: no such directory")
     if out.exists() and not overwrite:
@@ -314,7 +317,7 @@ def convert(src: Path, out: Path, to_nanotron: bool = False, tokenizer: Optional
         if to_nanotron:
             write_nanotron_checkpoint(cfg, nt, tmp)
         else:
-            write_hf_folder(cfg, hf, tmp, tokenizer)
+            write_hf_folder(cfg, hf, tmp, tokenizer, yarn_factor)
         os.chmod(tmp, 0o755)
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -336,9 +339,11 @@ def main(argv=None) -> int:
     parser.add_argument("--to-nanotron", action="store_true", help="convert a Hugging Face SmolLM3 folder to nanotron")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer folder or tokenizer.json to ship with the HF folder")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("--yarn-factor", type=float, default=None,
+                        help="write YaRN rope scaling (factor over the trained length) into the HF config")
     args = parser.parse_args(argv)
     try:
-        out = convert(args.src, args.out, args.to_nanotron, args.tokenizer, args.overwrite)
+        out = convert(args.src, args.out, args.to_nanotron, args.tokenizer, args.overwrite, args.yarn_factor)
     except ConvertError as e:
         print("convert: error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
         return 2

@@ -90,8 +90,16 @@ class SmolLM3Config:
             recompute_layer=recompute_layer)
 
     # ---- transformers mapping -------------------------------------------------------------------
-    def to_hf_dict(self) -> Dict[str, Any]:
-        """Keyword arguments for ``transformers.SmolLM3Config``."""
+    def to_hf_dict(self, yarn_factor: Optional[float] = None) -> Dict[str, Any]:
+        """Keyword arguments for ``transformers.SmolLM3Config``. With ``yarn_factor``, the RoPE of an inference
+        model stretched by YaRN beyond the trained length (the model card runs 128k with factor 2 over the
+        trained 65,536): ``max_position_embeddings`` becomes factor x the trained length."""
+        rope = {"rope_type": "default", "rope_theta": self.rope_theta}
+        max_positions = self.max_position_embeddings
+        if yarn_factor:
+            rope = {"rope_type": "yarn", "factor": float(yarn_factor), "rope_theta": self.rope_theta,
+                    "original_max_position_embeddings": self.max_position_embeddings}
+            max_positions = int(self.max_position_embeddings * yarn_factor)
         return dict(
             vocab_size=self.vocab_size,
             hidden_size=self.hidden_size,
@@ -100,14 +108,14 @@ class SmolLM3Config:
             num_attention_heads=self.num_attention_heads,
             num_key_value_heads=self.num_key_value_heads,
             hidden_act=self.hidden_act,
-            max_position_embeddings=self.max_position_embeddings,
+            max_position_embeddings=max_positions,
             initializer_range=self.initializer_range,
             rms_norm_eps=self.rms_norm_eps,
             use_cache=True,
             pad_token_id=self.pad_token_id,
             bos_token_id=self.bos_token_id,
             eos_token_id=self.eos_token_id,
-            rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta},
+            rope_parameters=rope,
             use_sliding_window=False,
             no_rope_layers=self.no_rope_layers,
             no_rope_layer_interval=self.no_rope_layer_interval or self.num_hidden_layers + 1,

@@ -191,7 +191,8 @@ def finish(r: NanotronStage, sdir: Path, manifest: StageRun, tokenizer_path: Opt
     from pretrain.convert import convert
 
     last = marked_checkpoints(sdir / "checkpoints")[-1]
-    convert(last, sdir / "hf", tokenizer=Path(tokenizer_path) if tokenizer_path else None, overwrite=True)
+    convert(last, sdir / "hf", tokenizer=Path(tokenizer_path) if tokenizer_path else None, overwrite=True,
+            yarn_factor=r.hf_yarn_factor)
     manifest.metrics.update(hf_loss_on_training_samples=hf_loss(sdir / "hf", sampler),
                             chance_loss=math.log(r.model.vocab_size))
     steps = losses(sdir)

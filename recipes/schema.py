@@ -220,6 +220,9 @@ class NanotronStage(Common):
     checkpoints: Checkpoints
     data: StageData
     log_interval: Pos = 1
+    # YaRN factor written into the stage's hf/ config, for inference beyond the trained length (the model card
+    # runs SmolLM3 at 128k with factor 2 over 65,536); the checkpoints are not affected. None: plain RoPE.
+    hf_yarn_factor: Optional[Annotated[float, Field(gt=1)]] = None
 
     @model_validator(mode="after")
     def _invariants(self):

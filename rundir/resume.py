@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from rundir import recipe_json, sha256_json
 
-NOT_TRAINING = ("name", "run_name", "description", "log_interval", "cluster")
+NOT_TRAINING = ("name", "run_name", "description", "log_interval", "cluster", "hf_yarn_factor")
 NOT_TRAINING_NESTED = {"checkpoints": ("interval", "keep_last")}
 STAGE_OWN = ("stage", "data", "init_from")  # what may differ between the stages of one run
 RESUME_MODES = ("refuse", "fresh", "continue")

@@ -369,3 +369,25 @@ def test_activation_recompute_gives_the_same_gradients(run):
     assert torch.equal(loss0, loss1) and g0.keys() == g1.keys() and len(g0) > 10
     for name in g0:
         assert torch.equal(g0[name], g1[name]), name
+
+
+def test_yarn_export_stretches_rope_beyond_the_trained_length(run, tmp_path):
+    """`--yarn-factor 2` (the model card's 128k over the trained 65,536): transformers loads YaRN RoPE with
+    the original length kept, twice the positions, and YaRN's attention scaling 0.1 ln(factor) + 1."""
+    import math
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    out = convert.convert(run.root / "ref" / "checkpoints" / "0", tmp_path / "yarn", yarn_factor=2.0)
+    cfg = AutoConfig.from_pretrained(out)
+    assert cfg.rope_parameters["rope_type"] == "yarn" and cfg.rope_parameters["factor"] == 2.0
+    assert cfg.rope_parameters["original_max_position_embeddings"] == H.SEQ
+    assert cfg.max_position_embeddings == 2 * H.SEQ
+    rotary = AutoModelForCausalLM.from_pretrained(out).model.rotary_emb
+    assert rotary.rope_type == "yarn" and rotary.max_seq_len_cached == 2 * H.SEQ
+    assert rotary.attention_scaling == pytest.approx(0.1 * math.log(2.0) + 1)
+    # without the flag: plain RoPE at the trained length
+    plain = AutoConfig.from_pretrained(run.root / "hf")
+    assert plain.rope_parameters["rope_type"] == "default" and plain.max_position_embeddings == H.SEQ
+    bad = run_convert(run.root / "ref" / "checkpoints" / "0", tmp_path / "x", "--yarn-factor", "1")
+    assert bad.returncode == 2 and "must be > 1" in bad.stderr and not (tmp_path / "x").exists()

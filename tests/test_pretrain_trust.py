@@ -172,3 +172,19 @@ def test_run_name_trains_in_a_new_run_directory_on_the_recipes_data(chain, tmp_p
     inputs = json.loads((alt / "manifest.json").read_text())["inputs"]
     assert [i["path"] for i in inputs] == [str(runs / "tiny" / "data")]
     assert snapshot(runs / "tiny" / "pretrain-stage1") == before and not (runs / "lr3e-4" / "data").exists()
+
+
+@pytest.mark.slow
+def test_hf_yarn_factor_rewrites_the_hf_folder_without_retraining(chain, tmp_path):
+    from tests.nanotron_stages import LC
+
+    runs = copy_run(chain, tmp_path, "longctx-32k", "longctx-64k")
+    sdir = runs / "tiny" / "longctx-64k"
+    steps_before = losses(sdir)
+    stage(runs, "longctx-64k", *LC, "hf_yarn_factor=2.0")
+    config = json.loads((sdir / "hf" / "config.json").read_text())
+    assert config["rope_parameters"] == {"rope_type": "yarn", "factor": 2.0, "rope_theta": 5e6,
+                                         "original_max_position_embeddings": 1024}
+    assert config["max_position_embeddings"] == 2048
+    assert losses(sdir) == steps_before  # the same checkpoints: nothing retrained
+    assert json.loads((sdir / "manifest.json").read_text())["recipe"]["hf_yarn_factor"] == 2.0

@@ -1,0 +1,84 @@
+"""posttrain: the recipe -> TRL config table against the published mid-training values, the dataset
+mixture's alignment-handbook semantics, and the tiny recipe's local conversations."""
+import json
+
+import pytest
+from conftest import REPO
+
+from recipes.loader import RecipeError, load_stage
+
+
+def test_the_published_mid_training_values_reach_trl():
+    """alignment-handbook recipes/smollm3/sft/mid.yaml (8 nodes x 8 GPUs, GBS 128), as TRL arguments."""
+    from posttrain.trl_config import trl_kwargs
+
+    kw = trl_kwargs(load_stage(REPO / "recipes/smollm3-3b/midtrain.yaml"), cuda=True, output_dir="out")
+    expected = {"learning_rate": 2e-5, "lr_scheduler_type": "cosine_with_min_lr",
+                "lr_scheduler_kwargs": {"min_lr_rate": 0.1}, "warmup_steps": 0.03, "num_train_epochs": 5,
+                "max_length": 32768, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 2,
+                "max_grad_norm": 0.2, "activation_checkpointing": True, "bf16": True, "packing": True,
+                "eos_token": "<|im_end|>", "save_strategy": "steps", "save_steps": 0.05, "save_total_limit": 1,
+                "seed": 42, "use_cpu": False}
+    assert {k: kw[k] for k in expected} == expected
+    assert kw["packing_strategy"] == "bfd"  # the configs' TRL 0.19 default `ffd`, which TRL 1.16 renamed
+
+
+def test_a_cpu_run_is_an_fp32_trl_config_that_trl_accepts():
+    from trl import SFTConfig
+
+    from posttrain.trl_config import trl_config
+
+    c = trl_config(load_stage(REPO / "recipes/tiny/midtrain.yaml"), cuda=False, output_dir="out")
+    assert isinstance(c, SFTConfig) and c.use_cpu and not c.bf16
+    assert c.get_warmup_steps(100) == 3 and c.max_steps == 20 and c.gradient_accumulation_steps == 2
+    with pytest.raises(RecipeError, match="bf16: needs a CUDA GPU"):
+        trl_config(load_stage(REPO / "recipes/tiny/midtrain.yaml", ["bf16=true"]), cuda=False, output_dir="out")
+
+
+def test_apo_gets_a_dpo_config_with_apo_zero():
+    from trl import DPOConfig
+
+    from posttrain.trl_config import trl_config
+
+    c = trl_config(load_stage(REPO / "recipes/tiny/apo.yaml"), cuda=False, output_dir="out")
+    assert isinstance(c, DPOConfig) and c.loss_type in ("apo_zero", ["apo_zero"])
+    assert c.beta == 0.05
+
+
+def test_the_mixture_keeps_a_fraction_of_each_dataset_shuffled_with_the_seed(tmp_path):
+    """alignment-handbook: shuffle(seed).select(range(int(len * weight))) per dataset, then concatenate and
+    shuffle; the weight is the fraction of examples kept."""
+    from posttrain.mixture import mixture
+
+    for name, n in (("a", 100), ("b", 30)):
+        (tmp_path / name).mkdir()
+        rows = [{"messages": [{"role": "user", "content": f"{name}{i}"}], "extra": i} for i in range(n)]
+        (tmp_path / name / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    datasets = (f"datasets=[{{dataset: {tmp_path / 'a'}, split: train, weight: 0.25, columns: [messages]}}, "
+                f"{{dataset: {tmp_path / 'b'}, split: train, weight: 1.0, columns: [messages], mode: think}}]")
+    r = load_stage(REPO / "recipes/tiny/midtrain.yaml", [datasets])
+    mix = mixture(r)
+    firsts = [m[0]["content"] for m in mix["messages"]]
+    assert len(mix) == 25 + 30 and sum(f.startswith("a") for f in firsts) == 25
+    assert set(mix.column_names) == {"messages", "chat_template_kwargs"}
+    kwargs = {f[0]: k for f, k in zip(firsts, mix["chat_template_kwargs"])}
+    assert kwargs["b"] == {"enable_thinking": True} and kwargs["a"] is None
+    assert [m[0]["content"] for m in mixture(r)["messages"]] == firsts  # the same seed: the same mixture
+    other = mixture(load_stage(REPO / "recipes/tiny/midtrain.yaml", [datasets, "dataset_seed=1"]))
+    assert [m[0]["content"] for m in other["messages"]] != firsts
+    with pytest.raises(RecipeError, match="datasets.0.columns: .* has no column answer"):
+        mixture(load_stage(REPO / "recipes/tiny/midtrain.yaml", [datasets.replace("[messages]}", "[answer]}", 1)]))
+
+
+def test_the_tiny_reasoning_chats_think_then_answer_and_hold_out_their_test_problems():
+    from posttrain.mixture import mixture
+
+    r = load_stage(REPO / "recipes/tiny/midtrain.yaml")
+    train, test = mixture(r), mixture(r, split="test")
+    assert (len(train), len(test)) == (400, 60)
+    for conv in train["messages"][:50]:
+        user, assistant = conv
+        assert user["role"] == "user" and assistant["role"] == "assistant"
+        assert assistant["content"].startswith("<think>\n") and "\n</think>\nAnswer: " in assistant["content"]
+    prompts = {c[0]["content"] for c in train["messages"]}
+    assert not prompts & {c[0]["content"] for c in test["messages"]}
