@@ -69,7 +69,7 @@ show: setup
 	$(PY) -m recipes show $(RECIPE)/$(STAGE).yaml $(OVERRIDES)
 
 $(STAGES): setup
-	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES)
+	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES) $(RESUME_FLAG)
 
 # Nanotron stages run under torchrun (CPU + gloo for tiny); LAUNCHER=slurm writes and submits an sbatch script.
 $(NANOTRON_STAGES): setup

@@ -1,4 +1,4 @@
-"""Mid-training: reasoning mid-training on TRL (not built yet).
+"""Mid-training: reasoning mid-training on TRL (midtrain/stage.py, on the shared runner posttrain/trl_stage.py).
 
 The long-context stages (longctx-32k, longctx-64k) are mid-training too, but they are nanotron runs: the
 runner points the `longctx` kind at the pretraining stage module (pretrain/train_stage.py), which reads the

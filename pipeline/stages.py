@@ -16,10 +16,10 @@ from typing import Optional
 from recipes.loader import RecipeError, display, load_recipe, load_stage
 
 NANOTRON_KINDS = ("pretrain", "longctx")
+RESUMING_KINDS = NANOTRON_KINDS + ("midtrain",)  # stages that continue checkpoints: run(recipe, resume)
 
 # Kinds the recipes describe that this version of the repository cannot run yet, in the user's words.
 NOT_BUILT = {
-    "midtrain": "reasoning mid-training (TRL) is not built yet",
     "sft": "dual-mode SFT (TRL) is not built yet",
     "apo": "APO preference alignment (TRL) is not built yet",
     "merge": "model merging (mergekit) is not built yet",
@@ -34,6 +34,9 @@ def stage_module(kind: str) -> Optional[ModuleType]:
     if kind in NANOTRON_KINDS:  # pretraining and long context are the same nanotron stage module
         from pretrain import train_stage
         return train_stage
+    if kind == "midtrain":
+        from midtrain import stage
+        return stage
     if kind == "eval":
         from eval import stage
         return stage
@@ -54,9 +57,9 @@ def run_stage(path, overrides=(), resume: str = "refuse") -> int:
         print(f"{path}: stage {recipe.stage}: {NOT_BUILT[recipe.kind]} in this version of the repository",
               file=sys.stderr)
         return 3
-    if resume != "refuse" and recipe.kind not in NANOTRON_KINDS:
-        raise RecipeError(display(path), "", f"--{resume} applies to stages that resume checkpoints (pretrain, "
-                                             f"longctx), not to a {recipe.kind} stage")
+    if resume != "refuse" and recipe.kind not in RESUMING_KINDS:
+        raise RecipeError(display(path), "", f"--{resume} applies to stages that resume checkpoints "
+                                             f"({', '.join(RESUMING_KINDS)}), not to a {recipe.kind} stage")
     t0 = time.time()
     if recipe.kind in NANOTRON_KINDS and not in_torchrun_rank():
         if resume != "fresh" and module.up_to_date(recipe):
@@ -64,7 +67,7 @@ def run_stage(path, overrides=(), resume: str = "refuse") -> int:
             return 0
         from pipeline.launch import launch
         rc = launch(path, overrides, resume=resume)
-    elif recipe.kind in NANOTRON_KINDS:
+    elif recipe.kind in RESUMING_KINDS:
         module.run(recipe, resume)
         rc = 0
     else:

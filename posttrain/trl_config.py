@@ -43,7 +43,8 @@ def trl_kwargs(r, *, cuda: bool, output_dir: str) -> dict:
     table = {**FIELDS, **(DPO_FIELDS if r.kind == "apo" else SFT_FIELDS)}
     kw = {trl: getattr(r, field) for field, trl in table.items() if getattr(r, field) is not None}
     kw.update(gradient_accumulation_steps=derived(r).grad_accum, output_dir=output_dir,
-              max_steps=r.max_steps if r.max_steps is not None else -1, use_cpu=not cuda, report_to="none")
+              max_steps=r.max_steps if r.max_steps is not None else -1, use_cpu=not cuda, report_to="none",
+              logging_steps=1, disable_tqdm=True)  # every step's loss to losses.jsonl; progress: trl_stage
     if r.lr_scheduler_type == "cosine_with_min_lr":
         kw["lr_scheduler_kwargs"] = {"min_lr_rate": r.min_lr_rate}
     elif r.min_lr_rate:

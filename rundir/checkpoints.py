@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -77,13 +78,19 @@ def damage(path: Path) -> Optional[str]:
     return None
 
 
+def step_of(path: Path) -> Optional[int]:
+    """The step of a checkpoint folder: nanotron's `<step>`, or the transformers Trainer's `checkpoint-<step>`."""
+    m = re.fullmatch(r"(?:checkpoint-)?(\d+)", Path(path).name)
+    return int(m.group(1)) if m else None
+
+
 def marked_checkpoints(ckpt_dir: Path) -> list[Path]:
     """Checkpoint folders with a COMPLETE marker (every rank finished writing), oldest first."""
     ckpt_dir = Path(ckpt_dir)
     if not ckpt_dir.is_dir():
         return []
-    done = [p for p in ckpt_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / COMPLETE).is_file()]
-    return sorted(done, key=lambda p: int(p.name))
+    done = [p for p in ckpt_dir.iterdir() if p.is_dir() and step_of(p) is not None and (p / COMPLETE).is_file()]
+    return sorted(done, key=step_of)
 
 
 def intact_checkpoints(ckpt_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:

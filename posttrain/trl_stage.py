@@ -1,0 +1,201 @@
+"""The runner every TRL stage shares (mid-training now; SFT and APO reuse it): from a resolved recipe to a
+trained, complete Hugging Face folder in `runs/<run>/<stage>/hf/`.
+
+- the input model: the `hf/` folder of the stage `init_from` names (completed, per its manifest), or a
+  local HF folder; the tokenizer gets the stage's chat template and eos token;
+- the TRL config from posttrain/trl_config.py (one table), the data from posttrain/mixture.py;
+- held-out loss before and after training, on data kept out of training (each dataset's `test` split for
+  the tiny recipe's builtin conversations; otherwise a slice carved off the shuffled mixture);
+- progress with rate and ETA, `losses.jsonl` (step, loss, lr);
+- TRL checkpoints under `checkpoints/`, each marked COMPLETE (checksums, training-recipe hash) once written:
+  a stage killed and run again resumes the latest intact one (`resume_from_checkpoint`), and only under the
+  same training recipe (rundir.resume), else it refuses unless --continue / --fresh;
+- the output written to a temporary folder, then renamed into place; the manifest.
+
+Usage: posttrain.trl_stage.run(recipe, build_trainer, resume="refuse") from a stage module.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+from recipes.loader import RecipeError, display
+from rundir import read_manifest, stage_dir
+from rundir.checkpoints import intact_checkpoints, mark_complete, read_marker
+from rundir.resume import changes, training_sha256, training_view
+
+CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+          "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+          "{% endif %}")  # alignment-handbook recipes/smollm3/sft/mid.yaml: plain ChatML
+HELD_OUT = (0.005, 1000)  # a carved-off held-out slice: this fraction of the mixture, at most this many
+
+
+def input_model(r) -> Path:
+    """The HF folder the stage starts from (checked: complete and loadable), before anything is written."""
+    if r.init_from.startswith("hub:"):
+        raise RecipeError(r.file_of("init_from"), "init_from", f"starting from a Hub model ({r.init_from}) is not "
+                          "supported yet: download it and give its local folder")
+    local = Path(r.init_from)
+    folder = local if local.is_dir() else stage_dir(r.run, r.init_from) / "hf"
+    if not local.is_dir():
+        m = read_manifest(folder.parent)
+        if not m or m.get("status") != "completed":
+            raise RecipeError(display(folder.parent), "init_from", f"{r.init_from} has not completed: run it first "
+                              f"(make {r.init_from})")
+    if not (folder / "config.json").is_file() or not list(folder.glob("*.safetensors")):
+        raise RecipeError(display(folder), "init_from", "not a complete Hugging Face model folder (config.json and "
+                          "safetensors weights)")
+    return folder
+
+
+def chat_template(r):
+    if r.chat_template == "chatml":
+        return CHATML
+    if r.chat_template == "inherit":
+        return None
+    raise RecipeError(r.file_of("chat_template"), "chat_template", f"{r.chat_template!r} is not built yet in this "
+                      "version of the repository (chatml, inherit)")
+
+
+def resume_point(r, ckpt_dir: Path, mode: str):
+    """(checkpoint to resume or None, continued_from or None); refuses a checkpoint of another recipe."""
+    intact, damaged = intact_checkpoints(ckpt_dir)
+    for p, why in damaged:
+        print(f"[{r.stage}] warning: checkpoint {display(p)} is damaged ({why}): not resumed", flush=True)
+    if not intact:
+        return None, None
+    latest = intact[-1]
+    old = (read_marker(latest) or {}).get("training_sha256")
+    if old == training_sha256(r):
+        return latest, None
+    manifest = read_manifest(ckpt_dir.parent) or {}
+    diff = changes(training_view(manifest.get("recipe", {})), training_view(r.model_dump(mode="json")))
+    if mode == "continue":
+        return latest, {"training_sha256": old, "checkpoint": str(latest), "changes": diff}
+    raise RecipeError(r.file_of(), "", f"{display(ckpt_dir.parent)} holds checkpoint {latest.name} of a different "
+                      f"training recipe ({'; '.join(diff[:4]) or 'unknown'}): start over with --fresh (make ... "
+                      "RESUME=fresh), use a new run directory (run_name=<name>), or continue it with --continue "
+                      "(RESUME=continue)")
+
+
+def held_out(r, train):
+    """(training data, held-out data) with no example in both."""
+    from posttrain.mixture import mixture
+
+    if all(d.dataset.startswith("builtin:") for d in r.datasets):
+        return train, mixture(r, split="test")
+    n = max(1, min(HELD_OUT[1], int(len(train) * HELD_OUT[0])))
+    return train.select(range(n, len(train))), train.select(range(n))
+
+
+def packing_efficiency(dataset, max_length: int):
+    """Real tokens / packed slots (rows x max_length) of a packed training set, or None when not packed."""
+    if "input_ids" not in dataset.column_names:
+        return None
+    lengths = [len(x) for x in dataset["input_ids"]]
+    return sum(lengths) / (len(lengths) * max_length) if lengths else None
+
+
+def save_hf(trainer, tokenizer, out: Path) -> None:
+    """A complete HF folder (config, safetensors, tokenizer with the chat template, generation config),
+    written next to `out` and renamed into place."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    trainer.model.generation_config.eos_token_id = tokenizer.eos_token_id
+    trainer.model.generation_config.save_pretrained(str(tmp))
+    old = out.with_name(f".{out.name}.old")
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def callbacks(r, sdir: Path):
+    """Progress (rate, ETA), losses.jsonl, and a COMPLETE marker on every saved checkpoint."""
+    from transformers import TrainerCallback
+
+    sha = training_sha256(r)
+
+    class StageCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0, self.step0 = time.time(), state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not logs or "loss" not in logs:
+                return
+            with open(sdir / "losses.jsonl", "a") as f:
+                f.write(json.dumps({"step": state.global_step, "loss": logs["loss"],
+                                    "lr": logs.get("learning_rate"), "time": time.time()}) + "\n")
+            done = state.global_step - self.step0
+            rate = done / max(time.time() - self.t0, 1e-9)
+            eta = (state.max_steps - state.global_step) / rate if rate else math.inf
+            print(f"[{r.stage}] step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f} "
+                  f"{rate:.2f} steps/s, ETA {eta:.0f}s", flush=True)
+
+        def on_save(self, args, state, control, **kw):
+            if state.is_world_process_zero:
+                path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if path.is_dir():
+                    mark_complete(path, step=state.global_step, training_sha256=sha)
+
+    return [StageCallback()]
+
+
+def run(r, build_trainer, resume: str = "refuse") -> None:
+    """Train a TRL stage (see the module doc). `build_trainer(model, tokenizer, train, eval, config, callbacks)`
+    returns the TRL trainer (SFTTrainer, DPOTrainer)."""
+    import torch
+
+    from posttrain.mixture import mixture
+    from posttrain.trl_config import trl_config
+    from rundir import StageRun
+
+    cuda = torch.cuda.is_available()
+    sdir = stage_dir(r.run, r.stage)
+    model_dir = input_model(r)  # everything that can be refused is checked before anything is written
+    template = chat_template(r)
+    config = trl_config(r, cuda=cuda, output_dir=str(sdir / "checkpoints"))
+    if resume == "fresh" and sdir.exists():
+        target = sdir.with_name(f"{sdir.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
+        sdir.rename(target)
+        print(f"[{r.stage}] --fresh: the previous run directory is kept as {display(target)}", flush=True)
+    run_ = StageRun(r, inputs=[model_dir.parent if model_dir.name == "hf" else model_dir])
+    if not run_.up_to_date():
+        checkpoint, continued = resume_point(r, sdir / "checkpoints", resume)  # may refuse: before any write
+    with run_:
+        if run_.skip:
+            return
+        run_.manifest.update(training_sha256=training_sha256(r), resumed_from=str(checkpoint) if checkpoint else None,
+                             continued_from=continued, init_model=str(model_dir))
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        if template is not None:
+            tokenizer.chat_template = template
+        if r.eos_token:
+            tokenizer.eos_token = r.eos_token
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir),
+                                                     dtype=torch.bfloat16 if r.bf16 else torch.float32)
+        train, heldout = held_out(r, mixture(r))
+        trainer = build_trainer(model, tokenizer, train, heldout, config, callbacks(r, sdir))
+        before = trainer.evaluate()["eval_loss"]
+        print(f"[{r.stage}] {len(train):,} training / {len(heldout):,} held-out examples; held-out loss before "
+              f"{before:.4f}", flush=True)
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        after = trainer.evaluate()["eval_loss"]
+        efficiency = packing_efficiency(trainer.train_dataset, r.max_length)
+        save_hf(trainer, tokenizer, sdir / "hf")
+        run_.outputs += ["hf", "checkpoints", "losses.jsonl"]
+        run_.metrics.update(heldout_loss_before=before, heldout_loss_after=after, steps=trainer.state.global_step,
+                            train_loss=result.training_loss, packing_efficiency=efficiency,
+                            packing_strategy=r.packing_strategy if r.packing else None,
+                            examples_train=len(train), examples_heldout=len(heldout))
+        moved = "falls" if after < before else "does NOT fall"
+        print(f"[{r.stage}] held-out loss {before:.4f} -> {after:.4f} ({moved}); packing efficiency "
+              f"{efficiency if efficiency is None else f'{efficiency:.3f}'}; HF model in {display(sdir / 'hf')}",
+              flush=True)
