@@ -14,9 +14,10 @@ DRY_RUN ?=
 RESUME ?=
 RESUME_FLAG := $(if $(RESUME),--$(RESUME))
 NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k longctx-64k
-STAGES := data midtrain sft apo merge
+STAGES := data merge
+TRL_STAGES := midtrain sft apo
 
-.PHONY: help setup test test-fast lint golden smoke all plan check show clean $(STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
+.PHONY: help setup test test-fast lint golden smoke all plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
 
 help:
 	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
@@ -24,7 +25,7 @@ help:
 	@echo "make lint                  ruff: line length, import order, unused imports (pyproject.toml)"
 	@echo "make golden                re-record tests/golden/ when a change is meant to move the tiny losses"
 	@echo "make plan RECIPE=recipes/smollm3-3b    batch, parallelism, steps, tokens, GPU-hours, memory per stage"
-	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) $(NANOTRON_STAGES) eval"
+	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval"
 	@echo "make pretrain-stage1 RECIPE=recipes/smollm3-3b LAUNCHER=slurm [DRY_RUN=1]   sbatch for the recipe's nodes"
 	@echo "make pretrain-stage1 ... RESUME=fresh|continue   after a recipe change: start over, or continue its checkpoint"
 	@echo "make data-report RECIPE=...   what each stage's mixture will draw from every source"
@@ -70,6 +71,15 @@ show: setup
 
 $(STAGES): setup
 	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES) $(RESUME_FLAG)
+
+# TRL stages (midtrain, sft, apo): one process in place, several GPUs through accelerate + DeepSpeed ZeRO-3;
+# LAUNCHER=slurm writes the accelerate config and an sbatch script for the recipe's nodes (DRY_RUN=1 prints them).
+$(TRL_STAGES): setup
+ifeq ($(LAUNCHER),slurm)
+	$(PY) -m pipeline launch $(RECIPE)/$@.yaml $(OVERRIDES) --launcher slurm $(if $(DRY_RUN),--dry-run) $(RESUME_FLAG)
+else
+	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES) $(RESUME_FLAG)
+endif
 
 # Nanotron stages run under torchrun (CPU + gloo for tiny); LAUNCHER=slurm writes and submits an sbatch script.
 $(NANOTRON_STAGES): setup

@@ -26,6 +26,8 @@ from recipes.loader import RecipeError, display, load_stage
 from recipes.schema import NanotronStage
 from rundir import REPO, stage_dir
 
+TRL_KINDS = ("midtrain", "sft", "apo")
+
 
 def stage_args(recipe_path, overrides, resume: str = "refuse") -> list[str]:
     """What every rank runs. --fresh is applied by the launcher (pipeline.launch.prepare) before the ranks
@@ -54,27 +56,32 @@ def _nanotron_stage(recipe_path, overrides) -> NanotronStage:
     return r
 
 
+def sbatch_header(r, nodes: int, gpus_per_node: int) -> list[str]:
+    """The #SBATCH lines of a stage's job (one task per node; logs in the stage directory)."""
+    c = r.cluster
+    lines = ["#!/bin/bash",
+             f"#SBATCH --job-name={r.name}-{r.stage}",
+             f"#SBATCH --nodes={nodes}",
+             "#SBATCH --ntasks-per-node=1",
+             f"#SBATCH --gpus-per-node={gpus_per_node}",
+             f"#SBATCH --cpus-per-task={c.cpus_per_task}",
+             f"#SBATCH --time={c.time_limit}",
+             "#SBATCH --exclusive",
+             f"#SBATCH --output={stage_dir(r.run, r.stage).resolve()}/slurm-%j.out"]
+    if c.partition:
+        lines.append(f"#SBATCH --partition={c.partition}")
+    if c.qos:
+        lines.append(f"#SBATCH --qos={c.qos}")
+    return lines
+
+
 def sbatch_script(r: NanotronStage, recipe_path, overrides, resume: str = "refuse") -> str:
     d = derived(r)
     gpn = min(r.cluster.gpus_per_node, d.gpus)
     if d.gpus % gpn:
         raise RecipeError(display(recipe_path), "parallelism", f"dp x tp x pp x cp ({d.gpus}) must be a "
                           f"multiple of cluster.gpus_per_node ({r.cluster.gpus_per_node}) to fill whole nodes")
-    out = stage_dir(r.run, r.stage).resolve()
-    c = r.cluster
-    lines = ["#!/bin/bash",
-             f"#SBATCH --job-name={r.name}-{r.stage}",
-             f"#SBATCH --nodes={d.nodes}",
-             "#SBATCH --ntasks-per-node=1",
-             f"#SBATCH --gpus-per-node={gpn}",
-             f"#SBATCH --cpus-per-task={c.cpus_per_task}",
-             f"#SBATCH --time={c.time_limit}",
-             "#SBATCH --exclusive",
-             f"#SBATCH --output={out}/slurm-%j.out"]
-    if c.partition:
-        lines.append(f"#SBATCH --partition={c.partition}")
-    if c.qos:
-        lines.append(f"#SBATCH --qos={c.qos}")
+    lines = sbatch_header(r, d.nodes, gpn)
     py = shlex.quote(str(Path(sys.executable)))
     run = " ".join(shlex.quote(a) for a in stage_args(recipe_path, overrides, resume))
     prep = " ".join(shlex.quote(a) for a in [str(recipe_path), *overrides, *(["--continue"] if resume == "continue"
@@ -103,6 +110,10 @@ def launch(recipe_path, overrides=(), launcher: str = "local", dry_run: bool = F
     """Start a nanotron stage: locally under torchrun, after every check of pretrain.train_checks in this
     process; with Slurm, an sbatch script whose first step runs those checks (the inputs may come from jobs
     still queued when it is submitted)."""
+    r = load_stage(recipe_path, overrides)
+    if r.kind in TRL_KINDS:
+        from pipeline.accelerate_launch import launch_trl
+        return launch_trl(r, recipe_path, overrides, launcher=launcher, dry_run=dry_run, resume=resume)
     r = _nanotron_stage(recipe_path, overrides)
     if launcher == "slurm":
         if not dry_run:

@@ -13,9 +13,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Optional
 
+from recipes.derive import derived
 from recipes.loader import RecipeError, display, load_recipe, load_stage
 
 NANOTRON_KINDS = ("pretrain", "longctx")
+TRL_KINDS = ("midtrain", "sft", "apo")
 RESUMING_KINDS = NANOTRON_KINDS + ("midtrain",)  # stages that continue checkpoints: run(recipe, resume)
 
 # Kinds the recipes describe that this version of the repository cannot run yet, in the user's words.
@@ -61,7 +63,10 @@ def run_stage(path, overrides=(), resume: str = "refuse") -> int:
         raise RecipeError(display(path), "", f"--{resume} applies to stages that resume checkpoints "
                                              f"({', '.join(RESUMING_KINDS)}), not to a {recipe.kind} stage")
     t0 = time.time()
-    if recipe.kind in NANOTRON_KINDS and not in_torchrun_rank():
+    if recipe.kind in TRL_KINDS and not in_torchrun_rank() and derived(recipe).gpus > 1:
+        from pipeline.launch import launch  # accelerate + DeepSpeed ZeRO-3 (pipeline/accelerate_launch.py)
+        rc = launch(path, overrides, resume=resume)
+    elif recipe.kind in NANOTRON_KINDS and not in_torchrun_rank():
         if resume != "fresh" and module.up_to_date(recipe):
             print(f"[{recipe.stage}] up to date: skipped", flush=True)
             return 0

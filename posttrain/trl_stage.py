@@ -33,22 +33,25 @@ CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\
 HELD_OUT = (0.005, 1000)  # a carved-off held-out slice: this fraction of the mixture, at most this many
 
 
-def input_model(r) -> Path:
-    """The HF folder the stage starts from (checked: complete and loadable), before anything is written."""
-    if r.init_from.startswith("hub:"):
-        raise RecipeError(r.file_of("init_from"), "init_from", f"starting from a Hub model ({r.init_from}) is not "
-                          "supported yet: download it and give its local folder")
-    local = Path(r.init_from)
-    folder = local if local.is_dir() else stage_dir(r.run, r.init_from) / "hf"
-    if not local.is_dir():
+def input_model(r):
+    """(what from_pretrained loads, its revision, the input recorded in the manifest): `init.from` (a local HF
+    folder, or a Hub id on a cluster) when set, else the `hf/` folder of the stage `init_from` names.
+    Checked before anything is written."""
+    if r.init is not None:
+        local = Path(r.init.from_)
+        if not local.exists():  # a Hub id: downloaded by from_pretrained (cluster runs)
+            return r.init.from_, r.init.revision, None
+        folder, key = local, "init.from"
+    else:
+        folder, key = stage_dir(r.run, r.init_from) / "hf", "init_from"
         m = read_manifest(folder.parent)
         if not m or m.get("status") != "completed":
             raise RecipeError(display(folder.parent), "init_from", f"{r.init_from} has not completed: run it first "
-                              f"(make {r.init_from})")
+                              f"(make {r.init_from}), or start from a model with init.from")
     if not (folder / "config.json").is_file() or not list(folder.glob("*.safetensors")):
-        raise RecipeError(display(folder), "init_from", "not a complete Hugging Face model folder (config.json and "
+        raise RecipeError(display(folder), key, "not a complete Hugging Face model folder (config.json and "
                           "safetensors weights)")
-    return folder
+    return str(folder), None, folder.parent if folder.name == "hf" and r.init is None else folder
 
 
 def chat_template(r):
@@ -157,29 +160,29 @@ def run(r, build_trainer, resume: str = "refuse") -> None:
 
     cuda = torch.cuda.is_available()
     sdir = stage_dir(r.run, r.stage)
-    model_dir = input_model(r)  # everything that can be refused is checked before anything is written
+    model_dir, revision, recorded = input_model(r)  # everything that can be refused is checked before any write
     template = chat_template(r)
     config = trl_config(r, cuda=cuda, output_dir=str(sdir / "checkpoints"))
     if resume == "fresh" and sdir.exists():
         target = sdir.with_name(f"{sdir.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
         sdir.rename(target)
         print(f"[{r.stage}] --fresh: the previous run directory is kept as {display(target)}", flush=True)
-    run_ = StageRun(r, inputs=[model_dir.parent if model_dir.name == "hf" else model_dir])
+    run_ = StageRun(r, inputs=[recorded] if recorded is not None else [])
     if not run_.up_to_date():
         checkpoint, continued = resume_point(r, sdir / "checkpoints", resume)  # may refuse: before any write
     with run_:
         if run_.skip:
             return
         run_.manifest.update(training_sha256=training_sha256(r), resumed_from=str(checkpoint) if checkpoint else None,
-                             continued_from=continued, init_model=str(model_dir))
+                             continued_from=continued, init_model=model_dir, init_revision=revision)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, revision=revision)
         if template is not None:
             tokenizer.chat_template = template
         if r.eos_token:
             tokenizer.eos_token = r.eos_token
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir),
+        model = AutoModelForCausalLM.from_pretrained(model_dir, revision=revision,
                                                      dtype=torch.bfloat16 if r.bf16 else torch.float32)
         train, heldout = held_out(r, mixture(r))
         trainer = build_trainer(model, tokenizer, train, heldout, config, callbacks(r, sdir))

@@ -38,9 +38,20 @@ class Start:
     damaged: list = field(default_factory=list)  # [(checkpoint, why)] newer than `resume`, passed over
 
 
+SHAPE_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                "vocab_size", "tie_word_embeddings")
+
+
 def stage_inputs(r: NanotronStage) -> list[Path]:
-    """The run directories this stage consumes: the recipe's data, and the stage it starts from."""
+    """What this stage consumes: the recipe's data, and the stage (or the local HF model) it starts from."""
+    if r.init is not None:
+        return [stage_dir(r.name, "data")] + ([Path(r.init.from_)] if Path(r.init.from_).exists() else [])
     return [stage_dir(r.name, "data")] + ([stage_dir(r.run, r.init_from)] if r.init_from else [])
+
+
+def init_checkpoint(r: NanotronStage) -> Path:
+    """Where `init.from` is converted to a nanotron checkpoint (pretrain.convert --to-nanotron)."""
+    return stage_dir(r.run, r.stage) / "init_nanotron"
 
 
 def check_supported(r: NanotronStage) -> None:
@@ -74,7 +85,12 @@ def check_supported(r: NanotronStage) -> None:
     if r.lr_schedule.decay_style not in ("linear", "cosine"):
         refuse("lr_schedule.decay_style", "nanotron 0.4 decays linear or cosine only: choose one, or export the "
                f"stage for the authors' nanotron (got {r.lr_schedule.decay_style!r})")
-    ck, same_run = r.checkpoints, r.init_from is None or r.init_from in r.steps.stage_starts
+    first_of_run = next(iter(r.steps.stage_starts)) == r.stage
+    if r.init is not None and not first_of_run:
+        refuse("init", f"{r.stage} continues its run from {list(r.steps.stage_starts)[0]}'s checkpoints; a model "
+               "to start from (init.from) applies to a stage that starts a run")
+    ck = r.checkpoints
+    same_run = r.init is None and (r.init_from is None or r.init_from in r.steps.stage_starts)
     if ck.load_optimizer != ck.load_lr_scheduler:
         key = ("checkpoints.load_lr_scheduler" if r.file_of("checkpoints.load_lr_scheduler") == r.file_of()
                else "checkpoints.load_optimizer")  # the one the stage file or the command line set
@@ -82,7 +98,8 @@ def check_supported(r: NanotronStage) -> None:
                f"give both the same value (got {ck.load_optimizer} / {ck.load_lr_scheduler})")
     if ck.load_optimizer != same_run:
         what = ("continues its run: the optimizer and schedule are restored" if same_run else
-                f"starts a new run from the weights of {r.init_from}: optimizer and schedule start fresh")
+                f"starts a new run from the weights of {r.init.from_ if r.init else r.init_from}: optimizer and "
+                "schedule start fresh")
         refuse("checkpoints.load_optimizer", f"this stage {what} here, so set checkpoints.load_optimizer and "
                f"checkpoints.load_lr_scheduler to {str(same_run).lower()} (got {str(ck.load_optimizer).lower()})")
 
@@ -182,6 +199,8 @@ def plan_start(r: NanotronStage, mode: str = "refuse") -> Start:
     if latest is not None:
         return Start(resume=latest, inputs=inputs, damaged=damaged,
                      continued_from=_mismatch(r, latest, mode, own=True))
+    if r.init is not None:
+        return Start(init_weights=init_checkpoint(r), inputs=inputs)
     if r.init_from is None:
         return Start(inputs=inputs)
     prev = stage_dir(r.run, r.init_from)
@@ -193,6 +212,32 @@ def plan_start(r: NanotronStage, mode: str = "refuse") -> Start:
         return Start(resume=prev_latest, inputs=inputs, damaged=prev_damaged,
                      continued_from=_mismatch(r, prev_latest, mode, own=False))
     return Start(init_weights=prev_latest, inputs=inputs, damaged=prev_damaged)
+
+
+def check_init(r: NanotronStage) -> Path:
+    """The HF folder of `init.from` (a Hub id is downloaded: cluster runs), checked against the recipe's model."""
+    import json
+
+    from pretrain.smollm3_config import SmolLM3Config
+
+    folder = Path(r.init.from_)
+    if not folder.exists():
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(r.init.from_, revision=r.init.revision))
+    if not (folder / "config.json").is_file():
+        raise RecipeError(display(folder), "init.from", "not a Hugging Face model folder (no config.json)")
+    try:
+        theirs = SmolLM3Config.from_hf(json.loads((folder / "config.json").read_text()))
+    except (ValueError, TypeError) as e:
+        raise RecipeError(display(folder), "init.from", f"not a SmolLM3 model this repository can convert ({e})")
+    ours = SmolLM3Config.from_recipe(r.model)
+    diff = [f"{k} {getattr(theirs, k)} vs {getattr(ours, k)}" for k in SHAPE_FIELDS
+            if getattr(theirs, k) != getattr(ours, k)]
+    if diff:
+        raise RecipeError(r.file_of("init"), "init.from", f"the model in {display(folder)} does not have the recipe's "
+                          f"shape ({'; '.join(diff)})")
+    return folder
 
 
 def check_inputs(r: NanotronStage) -> tuple[dict, Optional[str]]:
@@ -216,12 +261,18 @@ def prepare(r: NanotronStage, mode: str = "refuse") -> Start:
     (renamed, nothing deleted) before the stage starts over; damaged checkpoints newer than the one resumed
     are renamed `<step>.damaged`, with a warning."""
     check_inputs(r)  # bad input is refused before anything is moved
+    source = check_init(r) if r.init is not None else None
     sdir = stage_dir(r.run, r.stage)
     if mode == "fresh" and sdir.exists():
         target = sdir.with_name(f"{sdir.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
         sdir.rename(target)
         print(f"[{r.stage}] --fresh: the previous run directory is kept as {display(target)}", flush=True)
     start = plan_start(r, "continue" if mode == "continue" else "refuse")
+    if source is not None and start.resume is None and not (init_checkpoint(r) / "model_config.json").is_file():
+        from pretrain.convert import convert
+
+        print(f"[{r.stage}] converting {source} to a nanotron checkpoint ({display(init_checkpoint(r))})", flush=True)
+        convert(source, init_checkpoint(r), to_nanotron=True, overwrite=True)
     for p, why in start.damaged:
         kept = set_aside(p, why)
         print(f"[{r.stage}] warning: checkpoint {display(p)} is damaged ({why}): set aside as {kept.name}; "

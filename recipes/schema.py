@@ -127,6 +127,15 @@ class Common(Strict):
         return self._stage_file or f"recipes/{self.name}/{self.stage}.yaml"
 
 
+class Init(Strict):
+    """The model a stage starts from instead of the previous stage's output: a local Hugging Face folder or a
+    Hub id (with a revision), e.g. HuggingFaceTB/SmolLM3-3B-checkpoints@it-mid-training."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True, serialize_by_alias=True)
+    from_: str = Field(alias="from")
+    revision: Optional[str] = None
+
+
 # ------------------------------------------------------------------------------------------------- data
 class Executor(Strict):
     kind: Literal["local", "slurm"]
@@ -212,6 +221,7 @@ class StageData(Strict):
 class NanotronStage(Common):
     kind: Literal["pretrain", "longctx"]
     init_from: Optional[str] = None  # stage whose last checkpoint initializes this run (None: from scratch)
+    init: Optional[Init] = None  # an HF model to start from instead (converted to nanotron; a new run)
     parallelism: Parallelism
     batch: Batch
     optimizer: Optimizer
@@ -287,7 +297,8 @@ class Resources(Strict):
 
 class TrlStage(Common):
     kind: Literal["midtrain", "sft", "apo"]
-    init_from: str  # a pipeline stage name, or hub:<id>[@revision]
+    init_from: str  # the pipeline stage whose hf/ folder this stage starts from
+    init: Optional[Init] = None  # an HF folder or Hub id to start from instead of init_from's output
     chat_template: str  # 'chatml', 'smollm3' (dual mode) or 'inherit' (the template saved with init_from)
     eos_token: Optional[str] = None
     datasets: list[HubDataset] = Field(min_length=1)

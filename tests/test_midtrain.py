@@ -89,3 +89,17 @@ def test_midtrain_killed_and_rerun_ends_with_the_uninterrupted_losses(midtrain_r
     resumed, uninterrupted = steps(sdir), steps(midtrain_runs / "tiny" / "midtrain")
     for s in range(5, 9):
         assert resumed[s]["loss"] == pytest.approx(uninterrupted[s]["loss"], abs=1e-4), s
+
+
+@pytest.mark.slow
+def test_midtrain_can_start_from_any_hugging_face_folder(midtrain_runs, tmp_path):
+    """init.from: a local folder instead of the previous stage's output (no longctx-64k in this run)."""
+    model = tmp_path / "published-base"
+    shutil.copytree(midtrain_runs / "tiny" / "longctx-64k" / "hf", model)
+    runs = tmp_path / "runs"
+    shutil.copytree(midtrain_runs / "tiny" / "data", runs / "tiny" / "data")
+    stage(runs, "midtrain", *FAST, f"init={{from: {model}}}")
+    m = json.loads((runs / "tiny" / "midtrain" / "manifest.json").read_text())
+    assert m["status"] == "completed" and m["init_model"] == str(model)
+    assert [i["path"] for i in m["inputs"]] == [str(model)]
+    assert m["metrics"]["heldout_loss_after"] < m["metrics"]["heldout_loss_before"]

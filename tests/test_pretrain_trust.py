@@ -188,3 +188,30 @@ def test_hf_yarn_factor_rewrites_the_hf_folder_without_retraining(chain, tmp_pat
     assert config["max_position_embeddings"] == 2048
     assert losses(sdir) == steps_before  # the same checkpoints: nothing retrained
     assert json.loads((sdir / "manifest.json").read_text())["recipe"]["hf_yarn_factor"] == 2.0
+
+
+@pytest.mark.slow
+def test_a_nanotron_stage_can_start_from_a_hugging_face_model(chain, tmp_path):
+    from tests.nanotron_stages import LC
+
+    runs = copy_run(chain, tmp_path)
+    model = tmp_path / "some-model"
+    shutil.copytree(chain / "pretrain-stage3" / "hf", model)
+    new_run = ["checkpoints.load_optimizer=false", "checkpoints.load_lr_scheduler=false"]
+    init = f"init={{from: {model}}}"
+    one_line_error(stage(runs, "longctx-32k", *LC, init, "model.intermediate_size=512", *new_run, check=False),
+                   "init.from", "intermediate_size 384 vs 512")
+    one_line_error(stage(runs, "pretrain-stage2", *RUN, init, *new_run, check=False), ": init: ",
+                   "continues its run")
+    out = stage(runs, "longctx-32k", *LC, init)  # longctx-32k starts a new run anyway
+    sdir = runs / "tiny" / "longctx-32k"
+    assert (sdir / "init_nanotron" / "model_config.json").is_file() and "converting" in out.stdout
+    import yaml
+
+    cfg = yaml.safe_load((sdir / "nanotron_config.yaml").read_text())
+    assert cfg["model"]["init_method"]["path"] == str(sdir / "init_nanotron")
+    resumed = losses(sdir)
+    assert sorted(resumed) == [1, 2, 3, 4]
+    # the same weights as pretrain-stage3's last checkpoint: the same first loss as the chain's longctx-32k
+    assert resumed[1]["loss"] == pytest.approx(losses(chain / "longctx-32k")[1]["loss"], abs=1e-5)
+    assert [i["path"] for i in json.loads((sdir / "manifest.json").read_text())["inputs"]][-1] == str(model)

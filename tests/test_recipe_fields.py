@@ -14,6 +14,7 @@ def schema_fields(model=NanotronStage, prefix=""):
     for name, f in model.model_fields.items():
         sub = next((c for c in (f.annotation, *typing.get_args(f.annotation))
                     if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        name = f.alias or name  # `init.from` (the attribute is from_)
         if sub is not None and name != "mixture":
             out += schema_fields(sub, f"{prefix}{name}.")
         else:

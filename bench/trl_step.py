@@ -1,0 +1,126 @@
+"""Benchmark: CPU time per mid-training step of the TRL path vs a plain transformers + AdamW loop on the same
+packed batches, and the packing efficiency (real tokens / packed slots) of TRL's packing.
+
+The TRL side is this repository's mid-training configuration (posttrain/trl_config.py, `SFTTrainer`, the tiny
+recipe's ChatML conversations, bfd packing) on a fresh tiny SmolLM3; the plain side takes the very batches
+TRL's dataloader produces and runs forward, backward, gradient clipping and `torch.optim.AdamW` on a copy of
+the same model. One micro-batch per step on both sides. Packing efficiency is measured on the tiny
+conversations and on a synthetic long-tailed (log-normal) length distribution. Needs `make data` (tokenizer).
+
+Usage: .venv/bin/python bench/trl_step.py [--steps 20] [--warmup 3] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def trl_trainer(recipe, tmp: str, steps: int):
+    import torch
+    from transformers import AutoTokenizer, SmolLM3Config, SmolLM3ForCausalLM, TrainerCallback
+    from trl import SFTTrainer
+
+    from posttrain.mixture import mixture
+    from posttrain.trl_config import trl_config
+    from posttrain.trl_stage import CHATML
+    from pretrain.data.tokenizer import tokenizer_dir
+    from pretrain.smollm3_config import SmolLM3Config as Ours
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir(recipe)))
+    tok.chat_template, tok.eos_token = CHATML, recipe.eos_token
+    ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id}
+    torch.manual_seed(0)
+    model = SmolLM3ForCausalLM(SmolLM3Config(**Ours.from_recipe(recipe.model, ids).to_hf_dict()))
+    config = trl_config(recipe, cuda=False, output_dir=tmp)
+    config.max_steps, config.save_strategy, config.logging_steps = steps, "no", 10**9
+
+    class Timer(TrainerCallback):
+        def __init__(self):
+            self.cpu = []
+
+        def on_step_begin(self, *a, **k):
+            self.t0 = time.process_time()
+
+        def on_step_end(self, *a, **k):
+            self.cpu.append(time.process_time() - self.t0)
+
+    timer = Timer()
+    trainer = SFTTrainer(model=model, args=config, train_dataset=mixture(recipe), processing_class=tok,
+                         callbacks=[timer])
+    return trainer, timer, copy.deepcopy(model)
+
+
+def plain_cpu_per_step(model, batches, recipe, warmup: int) -> float:
+    import torch
+
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
+    times = []
+    for batch in batches:
+        t0 = time.process_time()
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "labels", "position_ids")}
+        loss = model(**inputs, use_cache=False).loss  # as TRL: no cache, so packed documents stay apart
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.process_time() - t0)
+    return sum(times[warmup:]) / len(times[warmup:])
+
+
+def long_tailed_efficiency(seq_len: int, n: int = 4000, seed: int = 0) -> float:
+    import numpy as np
+    from datasets import Dataset
+    from trl.data_utils import pack_dataset
+
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(rng.lognormal(mean=np.log(seq_len / 6), sigma=1.0, size=n), 8, seq_len).astype(int)
+    ds = Dataset.from_dict({"input_ids": [list(range(k)) for k in lengths]})
+    packed = pack_dataset(ds, seq_len, strategy="bfd")
+    return sum(len(x) for x in packed["input_ids"]) / (len(packed) * seq_len)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    import torch
+
+    from posttrain.trl_stage import packing_efficiency
+    from recipes.loader import load_stage
+
+    torch.set_num_threads(args.threads)
+    recipe = load_stage(REPO / "recipes/tiny/midtrain.yaml", ["global_batch_size=4"])  # 1 micro-batch per step
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer, timer, plain_model = trl_trainer(recipe, tmp, args.warmup + args.steps)
+        batches = []
+        for batch in trainer.get_train_dataloader():
+            batches.append(batch)
+            if len(batches) == args.warmup + args.steps:
+                break
+        trainer.train()
+        trl = sum(timer.cpu[args.warmup:]) / len(timer.cpu[args.warmup:])
+        plain = plain_cpu_per_step(plain_model, batches, recipe, args.warmup)
+        tiny_eff = packing_efficiency(trainer.train_dataset, recipe.max_length)
+    tokens = batches[0]["input_ids"].numel()
+    print(f"batch: {tuple(batches[0]['input_ids'].shape)} = {tokens} packed tokens, {args.threads} threads, "
+          f"{args.steps} steps after {args.warmup} warm-up")
+    print(f"transformers + AdamW : {plain * 1e3:8.1f} ms CPU per step")
+    print(f"TRL SFTTrainer       : {trl * 1e3:8.1f} ms CPU per step")
+    print(f"ratio TRL / plain: {trl / plain:.2f}  (target <= 1.2)")
+    print(f"packing efficiency (bfd): tiny conversations {tiny_eff:.3f}; long-tailed synthetic lengths "
+          f"{long_tailed_efficiency(recipe.max_length):.3f}  (target >= 0.95)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
