@@ -23,7 +23,7 @@ import yaml
 
 from pipeline.launch import sbatch_header
 from recipes.derive import derived
-from rundir import REPO, stage_dir
+from rundir import REPO, set_aside, stage_dir
 
 
 def accelerate_config(r) -> dict:
@@ -91,11 +91,7 @@ def launch_trl(r, recipe_path, overrides, *, launcher: str, dry_run: bool, resum
         stage_module(r.kind).run(r, resume)
         return 0
     if resume == "fresh" and not dry_run:
-        sdir = stage_dir(r.run, r.stage)
-        if sdir.exists():
-            import time
-
-            sdir.rename(sdir.with_name(f"{sdir.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}"))
+        set_aside(stage_dir(r.run, r.stage))
         resume = "refuse"
     config = write_config(r).resolve()
     print(f"wrote {config} (DeepSpeed ZeRO-3, {d.nodes} nodes x {d.gpus // d.nodes} GPUs)")

@@ -26,8 +26,6 @@ from recipes.loader import RecipeError, display, load_stage
 from recipes.schema import NanotronStage
 from rundir import REPO, stage_dir
 
-TRL_KINDS = ("midtrain", "sft", "apo")
-
 
 def stage_args(recipe_path, overrides, resume: str = "refuse") -> list[str]:
     """What every rank runs. --fresh is applied by the launcher (pipeline.launch.prepare) before the ranks
@@ -111,6 +109,8 @@ def launch(recipe_path, overrides=(), launcher: str = "local", dry_run: bool = F
     process; with Slurm, an sbatch script whose first step runs those checks (the inputs may come from jobs
     still queued when it is submitted)."""
     r = load_stage(recipe_path, overrides)
+    from pipeline.stages import TRL_KINDS
+
     if r.kind in TRL_KINDS:
         from pipeline.accelerate_launch import launch_trl
         return launch_trl(r, recipe_path, overrides, launcher=launcher, dry_run=dry_run, resume=resume)

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 from recipes.loader import RecipeError, display
-from rundir import read_manifest, stage_dir
+from rundir import read_manifest, set_aside, stage_dir
 from rundir.checkpoints import intact_checkpoints, mark_complete, read_marker
-from rundir.resume import changes, training_sha256, training_view
+from rundir.resume import CHOICES, changes, training_sha256, training_view
 
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
           "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
@@ -79,9 +79,7 @@ def resume_point(r, ckpt_dir: Path, mode: str):
     if mode == "continue":
         return latest, {"training_sha256": old, "checkpoint": str(latest), "changes": diff}
     raise RecipeError(r.file_of(), "", f"{display(ckpt_dir.parent)} holds checkpoint {latest.name} of a different "
-                      f"training recipe ({'; '.join(diff[:4]) or 'unknown'}): start over with --fresh (make ... "
-                      "RESUME=fresh), use a new run directory (run_name=<name>), or continue it with --continue "
-                      "(RESUME=continue)")
+                      f"training recipe ({'; '.join(diff[:4]) or 'unknown'}): {CHOICES}")
 
 
 def held_out(r, train):
@@ -163,10 +161,8 @@ def run(r, build_trainer, resume: str = "refuse") -> None:
     model_dir, revision, recorded = input_model(r)  # everything that can be refused is checked before any write
     template = chat_template(r)
     config = trl_config(r, cuda=cuda, output_dir=str(sdir / "checkpoints"))
-    if resume == "fresh" and sdir.exists():
-        target = sdir.with_name(f"{sdir.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
-        sdir.rename(target)
-        print(f"[{r.stage}] --fresh: the previous run directory is kept as {display(target)}", flush=True)
+    if resume == "fresh":
+        set_aside(sdir)
     run_ = StageRun(r, inputs=[recorded] if recorded is not None else [])
     if not run_.up_to_date():
         checkpoint, continued = resume_point(r, sdir / "checkpoints", resume)  # may refuse: before any write

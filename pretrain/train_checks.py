@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from recipes.loader import RecipeError, display
 from recipes.schema import NanotronStage
-from rundir import input_record, read_manifest, recipe_json, sha256_json, stage_dir
-from rundir.checkpoints import intact_checkpoints, marked_checkpoints, read_marker, set_aside
-from rundir.resume import changes, run_sha256, run_view, training_sha256, training_view
+from rundir import input_record, read_manifest, recipe_json, set_aside, sha256_json, stage_dir
+from rundir.checkpoints import intact_checkpoints, marked_checkpoints, read_marker
+from rundir.checkpoints import set_aside as set_aside_checkpoint
+from rundir.resume import CHOICES, changes, run_sha256, run_view, training_sha256, training_view
 
 VERIFIED_ENV = "SMOLLM3_CHECKPOINTS_VERIFIED"  # set by the launcher once it has checked the checksums
 
@@ -174,9 +174,7 @@ def _mismatch(r: NanotronStage, ckpt: Path, mode: str, own: bool) -> Optional[di
         if mode == "continue":
             return {"inputs": old_inputs, "checkpoint": str(ckpt), "changes": [f"{n} rebuilt" for n in rebuilt]}
         raise RecipeError(r.file_of(), "", f"{display(ckpt.parent.parent)} holds checkpoint {ckpt.name} trained from "
-                          f"inputs that have changed since ({' and '.join(rebuilt)} rebuilt): start over with "
-                          "--fresh (make ... RESUME=fresh), use a new run directory (run_name=<name>), or continue "
-                          "it with --continue (RESUME=continue)")
+                          f"inputs that have changed since ({' and '.join(rebuilt)} rebuilt): {CHOICES}")
     manifest = read_manifest(ckpt.parent.parent) or {}
     old = manifest.get("recipe")
     known = old is not None and sha256_json(view(old)) == old_sha
@@ -186,9 +184,7 @@ def _mismatch(r: NanotronStage, ckpt: Path, mode: str, own: bool) -> Optional[di
     where = display(ckpt.parent.parent)
     kind = "a different training recipe" if own else f"{ckpt.parent.parent.name}, under a different run recipe"
     raise RecipeError(r.file_of(), "", f"{where} holds checkpoint {ckpt.name} of {kind} ({'; '.join(diff[:4])}"
-                      f"{'; ...' if len(diff) > 4 else ''}): start over with --fresh (make ... RESUME=fresh), use "
-                      "a new run directory (run_name=<name>), or continue that checkpoint under this recipe with "
-                      "--continue (RESUME=continue)")
+                      f"{'; ...' if len(diff) > 4 else ''}): {CHOICES}")
 
 
 def plan_start(r: NanotronStage, mode: str = "refuse") -> Start:
@@ -262,11 +258,8 @@ def prepare(r: NanotronStage, mode: str = "refuse") -> Start:
     are renamed `<step>.damaged`, with a warning."""
     check_inputs(r)  # bad input is refused before anything is moved
     source = check_init(r) if r.init is not None else None
-    sdir = stage_dir(r.run, r.stage)
-    if mode == "fresh" and sdir.exists():
-        target = sdir.with_name(f"{sdir.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
-        sdir.rename(target)
-        print(f"[{r.stage}] --fresh: the previous run directory is kept as {display(target)}", flush=True)
+    if mode == "fresh":
+        set_aside(stage_dir(r.run, r.stage))
     start = plan_start(r, "continue" if mode == "continue" else "refuse")
     if source is not None and start.resume is None and not (init_checkpoint(r) / "model_config.json").is_file():
         from pretrain.convert import convert
@@ -274,7 +267,7 @@ def prepare(r: NanotronStage, mode: str = "refuse") -> Start:
         print(f"[{r.stage}] converting {source} to a nanotron checkpoint ({display(init_checkpoint(r))})", flush=True)
         convert(source, init_checkpoint(r), to_nanotron=True, overwrite=True)
     for p, why in start.damaged:
-        kept = set_aside(p, why)
+        kept = set_aside_checkpoint(p, why)
         print(f"[{r.stage}] warning: checkpoint {display(p)} is damaged ({why}): set aside as {kept.name}; "
               f"resuming from {display(start.resume or start.init_weights)}", flush=True)
     start.damaged = []

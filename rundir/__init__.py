@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from recipes.loader import display
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -48,6 +50,17 @@ def recipe_json(recipe) -> dict:
 
 def sha256_json(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def set_aside(sdir: Path) -> Optional[Path]:
+    """--fresh: rename a stage directory to `<stage>.replaced-<time>` (nothing deleted); None if it is absent."""
+    sdir = Path(sdir)
+    if not sdir.exists():
+        return None
+    target = sdir.with_name(f"{sdir.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
+    sdir.rename(target)
+    print(f"[{sdir.name}] --fresh: the previous run directory is kept as {display(target)}", flush=True)
+    return target
 
 
 def read_manifest(path: Path) -> Optional[dict]:

@@ -19,6 +19,9 @@ NOT_TRAINING = ("name", "run_name", "description", "log_interval", "cluster", "h
 NOT_TRAINING_NESTED = {"checkpoints": ("interval", "keep_last")}
 STAGE_OWN = ("stage", "data", "init_from")  # what may differ between the stages of one run
 RESUME_MODES = ("refuse", "fresh", "continue")
+# the end of every refusal: what the user can choose instead
+CHOICES = ("start over with --fresh (make ... RESUME=fresh), use a new run directory (run_name=<name>), or "
+           "continue that checkpoint under this recipe with --continue (RESUME=continue)")
 
 
 def training_view(recipe: dict) -> dict:
