@@ -4,7 +4,9 @@ packed batches, and the packing efficiency (real tokens / packed slots) of TRL's
 The TRL side is this repository's mid-training configuration (posttrain/trl_config.py, `SFTTrainer`, the tiny
 recipe's ChatML conversations, bfd packing) on a fresh tiny SmolLM3; the plain side takes the very batches
 TRL's dataloader produces and runs forward, backward, gradient clipping and `torch.optim.AdamW` on a copy of
-the same model. One micro-batch per step on both sides. Packing efficiency is measured on the tiny
+the same model. One micro-batch per step on both sides. To show where a difference comes from, the plain loop
+also runs with TRL 1.16's own loss head (`add_fused_lm_head`, which SFTTrainer installs to compute log-probs,
+entropy and top-1 accuracy in tiles), with and without the entropy it logs. Packing efficiency is measured on the tiny
 conversations and on a synthetic long-tailed (log-normal) length distribution. Needs `make data` (tokenizer).
 
 Usage: .venv/bin/python bench/trl_step.py [--steps 20] [--warmup 3] [--threads 2]
@@ -57,16 +59,27 @@ def trl_trainer(recipe, tmp: str, steps: int):
     return trainer, timer, copy.deepcopy(model)
 
 
-def plain_cpu_per_step(model, batches, recipe, warmup: int) -> float:
+def plain_cpu_per_step(model, batches, recipe, warmup: int, head: tuple = ()) -> float:
+    """CPU seconds per step of forward, backward, clipping and AdamW. `head`: compute the loss as TRL 1.16 does,
+    through its fused LM head (trl.trainer.utils.add_fused_lm_head) with these extra per-token outputs
+    (SFTTrainer asks for entropy and is_top1, for its logged metrics); () = transformers' own loss."""
     import torch
 
+    model = copy.deepcopy(model)
+    if head:
+        from trl.trainer.utils import add_fused_lm_head
+
+        add_fused_lm_head(model, outputs=("log_probs", *head))
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
     times = []
     for batch in batches:
         t0 = time.process_time()
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "labels", "position_ids")}
-        loss = model(**inputs, use_cache=False).loss  # as TRL: no cache, so packed documents stay apart
+        if head:
+            loss = model(**inputs, use_cache=False, fused_lm_head=True).loss
+        else:
+            loss = model(**inputs, use_cache=False).loss  # as TRL: no cache, so packed documents stay apart
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
         opt.step()
@@ -110,13 +123,19 @@ def main() -> int:
         trainer.train()
         trl = sum(timer.cpu[args.warmup:]) / len(timer.cpu[args.warmup:])
         plain = plain_cpu_per_step(plain_model, batches, recipe, args.warmup)
+        fused = plain_cpu_per_step(plain_model, batches, recipe, args.warmup, head=("entropy", "is_top1"))
+        fused_bare = plain_cpu_per_step(plain_model, batches, recipe, args.warmup, head=("is_top1",))
         tiny_eff = packing_efficiency(trainer.train_dataset, recipe.max_length)
     tokens = batches[0]["input_ids"].numel()
     print(f"batch: {tuple(batches[0]['input_ids'].shape)} = {tokens} packed tokens, {args.threads} threads, "
           f"{args.steps} steps after {args.warmup} warm-up")
     print(f"transformers + AdamW : {plain * 1e3:8.1f} ms CPU per step")
     print(f"TRL SFTTrainer       : {trl * 1e3:8.1f} ms CPU per step")
+    print(f"  + TRL's fused LM head (log-probs, is_top1)          : {fused_bare * 1e3:8.1f} ms")
+    print(f"  + TRL's fused LM head (log-probs, entropy, is_top1) : {fused * 1e3:8.1f} ms  (what SFTTrainer computes)")
     print(f"ratio TRL / plain: {trl / plain:.2f}  (target <= 1.2)")
+    print(f"  of which TRL's loss head: {fused / plain:.2f} (its entropy metric alone: {fused / fused_bare:.2f}); "
+          f"the Trainer around it: {trl / fused:.2f}")
     print(f"packing efficiency (bfd): tiny conversations {tiny_eff:.3f}; long-tailed synthetic lengths "
           f"{long_tailed_efficiency(recipe.max_length):.3f}  (target >= 0.95)")
     return 0

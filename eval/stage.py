@@ -3,13 +3,21 @@
 Each model-producing stage leaves a complete HF folder at `runs/<recipe>/<stage>/hf`. Pretraining and
 long-context checkpoints get the recipe's `base_suite`; post-trained ones (sft, apo, merge) get the
 `instruct_suite` once per system prompt (`/think`, `/no_think`); the mid-trained model (pure reasoning, no
-dual mode) gets the instruct suite without one. Results go to `runs/<recipe>/eval/<stage>[-<mode>]/`, and
+dual mode) gets the instruct suite without one. Passkey lengths listed in `yarn_lengths` are scored on a YaRN
+view of each checkpoint that YaRN x `yarn_factor` stretches that far (`<stage>-yarn`; the model card's 128k).
+Results go to `runs/<recipe>/eval/<stage>[-<mode>]/`, and
 `runs/<recipe>/eval/compare.md` puts every checkpoint side by side with the published SmolLM3 numbers.
 
 Usage: python -m pipeline run recipes/tiny/eval.yaml      (or `make eval`)
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from eval.offline_data import OFFLINE_SUITES
 from recipes.derive import PIPELINE
 from recipes.schema import EvalStage
 from rundir import StageRun, read_manifest, stage_dir
@@ -29,22 +37,60 @@ def checkpoints(recipe_name: str) -> list[tuple[str, object]]:
     return found
 
 
-def jobs(r: EvalStage, found) -> list[tuple[str, object, str, str | None]]:
-    """(label, model folder, suite, system prompt) for each evaluation to run."""
-    out = []
+@dataclass(frozen=True)
+class Job:
+    label: str  # the results folder under runs/<recipe>/eval/
+    model: Path
+    suite: str
+    system_prompt: Optional[str]
+    context_lengths: tuple  # passkey lengths of this run
+    yarn_from: Optional[Path] = None  # a YaRN view of this trained model (eval.yarn_view), written before the run
+
+
+def _has_passkey(suite: str) -> bool:
+    return suite in OFFLINE_SUITES and "passkey" in OFFLINE_SUITES[suite]["tasks"]
+
+
+def jobs(r: EvalStage, found, out_dir: Path) -> tuple[list[Job], list[str]]:
+    """The evaluations to run, and a note for each YaRN length a checkpoint cannot reach.
+
+    Per checkpoint: its suite (base or instruct, once per system prompt for dual-mode stages) with the
+    context lengths not in `yarn_lengths`; the offline passkey suite at those lengths when the suite has no
+    passkey task (the published suites); and `<stage>-yarn`, the passkey suite at the `yarn_lengths` that
+    YaRN x `yarn_factor` stretches this checkpoint to, on a YaRN view of it."""
+    from eval.yarn_view import trained_length
+
+    native = tuple(n for n in r.context_lengths if n not in r.yarn_lengths)
+    out, notes = [], []
     for stage, hf in found:
         if stage in BASE_KINDS:
-            out.append((stage, hf, r.base_suite, None))
+            out.append(Job(stage, hf, r.base_suite, None, native))
+            suites = [r.base_suite]
         elif stage in DUAL_MODE:
-            out += [(f"{stage}{p.replace('/', '-')}", hf, r.instruct_suite, p) for p in r.system_prompts]
+            out += [Job(f"{stage}{p.replace('/', '-')}", hf, r.instruct_suite, p, native) for p in r.system_prompts]
+            suites = [r.instruct_suite]
         else:
-            out.append((stage, hf, r.instruct_suite, None))
-    return out
+            out.append(Job(stage, hf, r.instruct_suite, None, native))
+            suites = [r.instruct_suite]
+        if native and not any(map(_has_passkey, suites)):
+            out.append(Job(f"{stage}-passkey", hf, "passkey", None, native))
+        if r.yarn_lengths:
+            length = trained_length(hf)
+            reach = int(length * r.yarn_factor)
+            lengths = tuple(n for n in r.yarn_lengths if n <= reach)
+            if lengths:
+                out.append(Job(f"{stage}-yarn", out_dir / f"{stage}-yarn" / "model", "passkey", None, lengths, hf))
+            short = [n for n in r.yarn_lengths if n > reach]
+            if short:
+                notes.append(f"{stage}: trained at {length} tokens, YaRN x{r.yarn_factor:g} reaches {reach}: "
+                             f"passkey {', '.join(map(str, short))} not scored")
+    return out, notes
 
 
 def run(r: EvalStage) -> None:
     from eval.compare import compare
     from eval.run import run_eval
+    from eval.yarn_view import yarn_view
 
     found = checkpoints(r.run)
     with StageRun(r, inputs=[hf.parent for _, hf in found]) as run_:
@@ -53,15 +99,24 @@ def run(r: EvalStage) -> None:
         if not found:
             print(f"[eval] no completed stage of {r.run} has an hf/ folder yet: nothing to score", flush=True)
             return
-        results = []
-        for i, (label, hf, suite, prompt) in enumerate(jobs(r, found), 1):
-            print(f"[eval] {i}: {label} on suite {suite}" + (f" with system prompt {prompt}" if prompt else ""),
-                  flush=True)
-            out = run_.dir / label
-            scores = run_eval(str(hf), suite, out, max_samples=r.max_samples, system_prompt=prompt,
-                              backend=r.backend, context_lengths=r.context_lengths)
-            run_.metrics[label] = scores
-            results.append((label, out))
+        todo, notes = jobs(r, found, run_.dir)
+        for note in notes:
+            print(f"[eval] {note}", flush=True)
+        results, t0 = [], time.time()
+        for i, job in enumerate(todo, 1):
+            eta = (time.time() - t0) / (i - 1) * (len(todo) - i + 1) if i > 1 else None
+            print(f"[eval] {i}/{len(todo)}: {job.label} on suite {job.suite}"
+                  + (f" with system prompt {job.system_prompt}" if job.system_prompt else "")
+                  + (f", YaRN x{r.yarn_factor:g}" if job.yarn_from else "")
+                  + (f", ETA {eta:.0f}s" if eta is not None else ""), flush=True)
+            if job.yarn_from:
+                yarn_view(job.yarn_from, r.yarn_factor, job.model)
+            out = run_.dir / job.label
+            scores = run_eval(str(job.model), job.suite, out, max_samples=r.max_samples,
+                              system_prompt=job.system_prompt, backend=r.backend, context_lengths=job.context_lengths)
+            run_.metrics[job.label] = scores
+            results.append((job.label, out))
+        run_.metrics["not_scored"] = notes
         (run_.dir / "compare.md").write_text(compare([str(p) for _, p in results], [lbl for lbl, _ in results]))
         run_.outputs += [lbl for lbl, _ in results] + ["compare.md"]
         print(f"[eval] wrote {run_.dir / 'compare.md'}", flush=True)

@@ -28,6 +28,7 @@ FIELDS = {
     "save_strategy": "save_strategy",
     "save_total_limit": "save_total_limit",
     "seed": "seed",
+    "report_to": "report_to",  # [] -> "none"; TensorBoard logs go to <stage>/tensorboard (TENSORBOARD_LOGGING_DIR)
 }
 SFT_FIELDS = {"packing": "packing", "packing_strategy": "packing_strategy", "padding_free": "padding_free",
               "assistant_only_loss": "assistant_only_loss", "eos_token": "eos_token"}
@@ -41,10 +42,17 @@ def trl_kwargs(r, *, cuda: bool, output_dir: str) -> dict:
             if getattr(r, key):
                 raise RecipeError(r.file_of(key), key, "needs a CUDA GPU: set false on this machine (got true)")
     table = {**FIELDS, **(DPO_FIELDS if r.kind == "apo" else SFT_FIELDS)}
+    from transformers.integrations import get_available_reporting_integrations
+
+    missing = [name for name in r.report_to if name not in get_available_reporting_integrations()]
+    if missing:
+        raise RecipeError(r.file_of("report_to"), "report_to", f"{', '.join(missing)} is not installed (pip install "
+                          f"{' '.join(missing)}): install it or remove it from report_to (got {r.report_to})")
     kw = {trl: getattr(r, field) for field, trl in table.items() if getattr(r, field) is not None}
+    # every step's loss goes to losses.jsonl; progress is printed by trl_stage
     kw.update(gradient_accumulation_steps=derived(r).grad_accum, output_dir=output_dir,
-              max_steps=r.max_steps if r.max_steps is not None else -1, use_cpu=not cuda, report_to="none",
-              logging_steps=1, disable_tqdm=True)  # every step's loss to losses.jsonl; progress: trl_stage
+              max_steps=r.max_steps if r.max_steps is not None else -1, use_cpu=not cuda,
+              report_to=list(r.report_to) or "none", logging_steps=1, disable_tqdm=True)
     if r.lr_scheduler_type == "cosine_with_min_lr":
         kw["lr_scheduler_kwargs"] = {"min_lr_rate": r.min_lr_rate}
     elif r.min_lr_rate:

@@ -6,7 +6,8 @@ trained, complete Hugging Face folder in `runs/<run>/<stage>/hf/`.
 - the TRL config from posttrain/trl_config.py (one table), the data from posttrain/mixture.py;
 - held-out loss before and after training, on data kept out of training (each dataset's `test` split for
   the tiny recipe's builtin conversations; otherwise a slice carved off the shuffled mixture);
-- progress with rate and ETA, `losses.jsonl` (step, loss, lr);
+- progress with rate and ETA, `losses.jsonl` (step, loss, lr), and the recipe's `report_to`
+  (TensorBoard under `tensorboard/`);
 - TRL checkpoints under `checkpoints/`, each marked COMPLETE (checksums, training-recipe hash) once written:
   a stage killed and run again resumes the latest intact one (`resume_from_checkpoint`), and only under the
   same training recipe (rundir.resume), else it refuses unless --continue / --fresh;
@@ -18,14 +19,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
 
 from recipes.loader import RecipeError, display
 from rundir import read_manifest, set_aside, stage_dir
-from rundir.checkpoints import intact_checkpoints, mark_complete, read_marker
-from rundir.resume import CHOICES, changes, training_sha256, training_view
+from rundir.checkpoints import intact_checkpoints, mark_complete
+from rundir.resume import check_checkpoint, input_manifests, training_sha256
 
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
           "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
@@ -63,23 +65,15 @@ def chat_template(r):
                       "version of the repository (chatml, inherit)")
 
 
-def resume_point(r, ckpt_dir: Path, mode: str):
-    """(checkpoint to resume or None, continued_from or None); refuses a checkpoint of another recipe."""
+def resume_point(r, ckpt_dir: Path, mode: str, inputs):
+    """(checkpoint to resume or None, continued_from or None): the latest intact checkpoint, under the rule
+    of rundir.resume.check_checkpoint (same training recipe and inputs, else refuse unless --continue)."""
     intact, damaged = intact_checkpoints(ckpt_dir)
     for p, why in damaged:
         print(f"[{r.stage}] warning: checkpoint {display(p)} is damaged ({why}): not resumed", flush=True)
     if not intact:
         return None, None
-    latest = intact[-1]
-    old = (read_marker(latest) or {}).get("training_sha256")
-    if old == training_sha256(r):
-        return latest, None
-    manifest = read_manifest(ckpt_dir.parent) or {}
-    diff = changes(training_view(manifest.get("recipe", {})), training_view(r.model_dump(mode="json")))
-    if mode == "continue":
-        return latest, {"training_sha256": old, "checkpoint": str(latest), "changes": diff}
-    raise RecipeError(r.file_of(), "", f"{display(ckpt_dir.parent)} holds checkpoint {latest.name} of a different "
-                      f"training recipe ({'; '.join(diff[:4]) or 'unknown'}): {CHOICES}")
+    return intact[-1], check_checkpoint(r, intact[-1], ckpt_dir.parent, mode, inputs)
 
 
 def held_out(r, train):
@@ -116,11 +110,12 @@ def save_hf(trainer, tokenizer, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def callbacks(r, sdir: Path):
-    """Progress (rate, ETA), losses.jsonl, and a COMPLETE marker on every saved checkpoint."""
+def callbacks(r, sdir: Path, inputs):
+    """Progress (rate, ETA), losses.jsonl, and a COMPLETE marker (checksums, training-recipe hash, input
+    manifests) on every saved checkpoint."""
     from transformers import TrainerCallback
 
-    sha = training_sha256(r)
+    sha, consumed = training_sha256(r), input_manifests(inputs)
 
     class StageCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
@@ -142,7 +137,7 @@ def callbacks(r, sdir: Path):
             if state.is_world_process_zero:
                 path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 if path.is_dir():
-                    mark_complete(path, step=state.global_step, training_sha256=sha)
+                    mark_complete(path, step=state.global_step, training_sha256=sha, inputs=consumed)
 
     return [StageCallback()]
 
@@ -163,9 +158,10 @@ def run(r, build_trainer, resume: str = "refuse") -> None:
     config = trl_config(r, cuda=cuda, output_dir=str(sdir / "checkpoints"))
     if resume == "fresh":
         set_aside(sdir)
-    run_ = StageRun(r, inputs=[recorded] if recorded is not None else [])
+    inputs = [recorded] if recorded is not None else []
+    run_ = StageRun(r, inputs=inputs)
     if not run_.up_to_date():
-        checkpoint, continued = resume_point(r, sdir / "checkpoints", resume)  # may refuse: before any write
+        checkpoint, continued = resume_point(r, sdir / "checkpoints", resume, inputs)  # may refuse: before any write
     with run_:
         if run_.skip:
             return
@@ -181,7 +177,8 @@ def run(r, build_trainer, resume: str = "refuse") -> None:
         model = AutoModelForCausalLM.from_pretrained(model_dir, revision=revision,
                                                      dtype=torch.bfloat16 if r.bf16 else torch.float32)
         train, heldout = held_out(r, mixture(r))
-        trainer = build_trainer(model, tokenizer, train, heldout, config, callbacks(r, sdir))
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(sdir / "tensorboard")  # read by transformers' callback
+        trainer = build_trainer(model, tokenizer, train, heldout, config, callbacks(r, sdir, inputs))
         before = trainer.evaluate()["eval_loss"]
         print(f"[{r.stage}] {len(train):,} training / {len(heldout):,} held-out examples; held-out loss before "
               f"{before:.4f}", flush=True)
@@ -189,7 +186,7 @@ def run(r, build_trainer, resume: str = "refuse") -> None:
         after = trainer.evaluate()["eval_loss"]
         efficiency = packing_efficiency(trainer.train_dataset, r.max_length)
         save_hf(trainer, tokenizer, sdir / "hf")
-        run_.outputs += ["hf", "checkpoints", "losses.jsonl"]
+        run_.outputs += ["hf", "checkpoints", "losses.jsonl"] + ["tensorboard"] * ("tensorboard" in r.report_to)
         run_.metrics.update(heldout_loss_before=before, heldout_loss_after=after, steps=trainer.state.global_step,
                             train_loss=result.training_loss, packing_efficiency=efficiency,
                             packing_strategy=r.packing_strategy if r.packing else None,

@@ -12,6 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 
+def yarn_rope(rope_theta: float, factor: float, trained_length: int) -> tuple[dict, int]:
+    """(transformers' ``rope_parameters``, ``max_position_embeddings``) of a model stretched by YaRN ``factor``
+    beyond the length it was trained at (HF model card: 128k = factor 2 over 65,536)."""
+    rope = {"rope_type": "yarn", "factor": float(factor), "rope_theta": float(rope_theta),
+            "original_max_position_embeddings": int(trained_length)}
+    return rope, int(trained_length * factor)
+
+
 @dataclass
 class SmolLM3Config:
     """Architecture of SmolLM3 (defaults: the 3B model of the published recipe, stage 1)."""
@@ -97,9 +105,7 @@ class SmolLM3Config:
         rope = {"rope_type": "default", "rope_theta": self.rope_theta}
         max_positions = self.max_position_embeddings
         if yarn_factor:
-            rope = {"rope_type": "yarn", "factor": float(yarn_factor), "rope_theta": self.rope_theta,
-                    "original_max_position_embeddings": self.max_position_embeddings}
-            max_positions = int(self.max_position_embeddings * yarn_factor)
+            rope, max_positions = yarn_rope(self.rope_theta, yarn_factor, self.max_position_embeddings)
         return dict(
             vocab_size=self.vocab_size,
             hidden_size=self.hidden_size,

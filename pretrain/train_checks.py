@@ -11,6 +11,7 @@ Bad input raises RecipeError: one line `file: field: message`, exit code 2, noth
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -19,10 +20,10 @@ from typing import Optional
 
 from recipes.loader import RecipeError, display
 from recipes.schema import NanotronStage
-from rundir import input_record, read_manifest, recipe_json, set_aside, sha256_json, stage_dir
-from rundir.checkpoints import intact_checkpoints, marked_checkpoints, read_marker
+from rundir import set_aside, stage_dir
+from rundir.checkpoints import intact_checkpoints, marked_checkpoints
 from rundir.checkpoints import set_aside as set_aside_checkpoint
-from rundir.resume import CHOICES, changes, run_sha256, run_view, training_sha256, training_view
+from rundir.resume import check_checkpoint
 
 VERIFIED_ENV = "SMOLLM3_CHECKPOINTS_VERIFIED"  # set by the launcher once it has checked the checksums
 
@@ -85,6 +86,9 @@ def check_supported(r: NanotronStage) -> None:
     if r.lr_schedule.decay_style not in ("linear", "cosine"):
         refuse("lr_schedule.decay_style", "nanotron 0.4 decays linear or cosine only: choose one, or export the "
                f"stage for the authors' nanotron (got {r.lr_schedule.decay_style!r})")
+    if "tensorboard" in r.report_to and importlib.util.find_spec("tensorboard") is None:
+        refuse("report_to", "tensorboard is not installed (pip install tensorboard): install it or remove it "
+               f"from report_to (got {r.report_to})")
     first_of_run = next(iter(r.steps.stage_starts)) == r.stage
     if r.init is not None and not first_of_run:
         refuse("init", f"{r.stage} continues its run from {list(r.steps.stage_starts)[0]}'s checkpoints; a model "
@@ -154,39 +158,6 @@ def _usable(ckpt_dir: Path, what: str) -> tuple[Optional[Path], list]:
     return latest, newer
 
 
-def input_manifests(inputs: list[Path]) -> dict:
-    """What a checkpoint was trained from: {input directory name: sha256 of its manifest}."""
-    return {Path(p).name: input_record(p)["manifest_sha256"] for p in inputs}
-
-
-def _mismatch(r: NanotronStage, ckpt: Path, mode: str, own: bool) -> Optional[dict]:
-    """None when `ckpt` was trained under this recipe (and, for the stage's own checkpoints, from the same
-    inputs); with --continue, what it continues; else refuse."""
-    marker = read_marker(ckpt) or {}
-    key, digest, view = (("training_sha256", training_sha256, training_view) if own else
-                         ("run_sha256", run_sha256, run_view))
-    old_sha, new_sha = marker.get(key), digest(r)
-    if old_sha == new_sha:
-        old_inputs, now = marker.get("inputs", {}), input_manifests(stage_inputs(r))
-        rebuilt = [name for name in now if old_inputs.get(name) != now[name]]
-        if not own or not rebuilt:
-            return None
-        if mode == "continue":
-            return {"inputs": old_inputs, "checkpoint": str(ckpt), "changes": [f"{n} rebuilt" for n in rebuilt]}
-        raise RecipeError(r.file_of(), "", f"{display(ckpt.parent.parent)} holds checkpoint {ckpt.name} trained from "
-                          f"inputs that have changed since ({' and '.join(rebuilt)} rebuilt): {CHOICES}")
-    manifest = read_manifest(ckpt.parent.parent) or {}
-    old = manifest.get("recipe")
-    known = old is not None and sha256_json(view(old)) == old_sha
-    diff = changes(view(old), view(recipe_json(r))) if known else ["the recipe that wrote it is not recorded"]
-    if mode == "continue":
-        return {key: old_sha, "checkpoint": str(ckpt), "changes": diff}
-    where = display(ckpt.parent.parent)
-    kind = "a different training recipe" if own else f"{ckpt.parent.parent.name}, under a different run recipe"
-    raise RecipeError(r.file_of(), "", f"{where} holds checkpoint {ckpt.name} of {kind} ({'; '.join(diff[:4])}"
-                      f"{'; ...' if len(diff) > 4 else ''}): {CHOICES}")
-
-
 def plan_start(r: NanotronStage, mode: str = "refuse") -> Start:
     """Where this stage starts (see the module doc). Reads only; raises RecipeError."""
     own_dir = stage_dir(r.run, r.stage) / "checkpoints"
@@ -194,7 +165,7 @@ def plan_start(r: NanotronStage, mode: str = "refuse") -> Start:
     inputs = stage_inputs(r)
     if latest is not None:
         return Start(resume=latest, inputs=inputs, damaged=damaged,
-                     continued_from=_mismatch(r, latest, mode, own=True))
+                     continued_from=check_checkpoint(r, latest, own_dir.parent, mode, inputs))
     if r.init is not None:
         return Start(init_weights=init_checkpoint(r), inputs=inputs)
     if r.init_from is None:
@@ -206,7 +177,7 @@ def plan_start(r: NanotronStage, mode: str = "refuse") -> Start:
     prev_latest, prev_damaged = _usable(prev / "checkpoints", r.init_from)
     if r.init_from in r.steps.stage_starts:  # the same run: continue it
         return Start(resume=prev_latest, inputs=inputs, damaged=prev_damaged,
-                     continued_from=_mismatch(r, prev_latest, mode, own=False))
+                     continued_from=check_checkpoint(r, prev_latest, prev, mode, inputs, own=False))
     return Start(init_weights=prev_latest, inputs=inputs, damaged=prev_damaged)
 
 

@@ -30,12 +30,12 @@ from pretrain.data.mixture import MixtureSampler
 from pretrain.dataloader import mixture_batches
 from pretrain.nanotron_config import nanotron_config
 from pretrain.smollm3_nanotron import SmolLM3Trainer
-from pretrain.train_checks import input_manifests, preflight, stage_inputs
+from pretrain.train_checks import preflight, stage_inputs
 from recipes.derive import derived
 from recipes.schema import NanotronStage
 from rundir import StageRun, stage_dir
 from rundir.checkpoints import mark_complete, marked_checkpoints, prune
-from rundir.resume import run_sha256, training_sha256
+from rundir.resume import input_manifests, run_sha256, training_sha256
 
 
 def up_to_date(r: NanotronStage) -> bool:
@@ -76,11 +76,12 @@ class StageTrainer(SmolLM3Trainer):
         return outputs, loss_avg
 
 
-def _tensorboard(log_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
+def _tensorboard(r: NanotronStage, log_dir: Path):
+    """A TensorBoard writer when the recipe's report_to names it (installed: checked by train_checks)."""
+    if "tensorboard" not in r.report_to:
         return None
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(str(log_dir))
 
 
@@ -138,7 +139,7 @@ def run(r: NanotronStage, resume_mode: str = "refuse") -> None:
         if trainer.iteration_step < d.last_step:
             with open(sdir / f"losses.rank{world_rank}.jsonl", "a") as log:
                 trainer.loss_log = log
-                trainer.writer = _tensorboard(sdir / "tensorboard") if world_rank == 0 else None
+                trainer.writer = _tensorboard(r, sdir / "tensorboard") if world_rank == 0 else None
                 trainer.train(loader)
             if trainer.iteration_step % r.checkpoints.interval:
                 trainer.save_checkpoint()

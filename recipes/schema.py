@@ -230,6 +230,7 @@ class NanotronStage(Common):
     checkpoints: Checkpoints
     data: StageData
     log_interval: Pos = 1
+    report_to: list[Literal["tensorboard"]] = []  # also per-step losses in <stage>/tensorboard/ (needs tensorboard)
     # YaRN factor written into the stage's hf/ config, for inference beyond the trained length (the model card
     # runs SmolLM3 at 128k with factor 2 over 65,536); the checkpoints are not affected. None: plain RoPE.
     hf_yarn_factor: Optional[Annotated[float, Field(gt=1)]] = None
@@ -325,6 +326,7 @@ class TrlStage(Common):
     save_strategy: Literal["steps", "epoch", "no"]
     save_steps: Optional[PosFloat] = None
     save_total_limit: Optional[Pos] = None
+    report_to: list[Literal["tensorboard", "wandb"]] = []  # transformers' integrations; losses.jsonl always
     resources: Resources
 
     @model_validator(mode="after")
@@ -366,10 +368,26 @@ class EvalStage(Common):
     instruct_suite: str  # for post-trained checkpoints
     system_prompts: list[str]  # e.g. ['/think', '/no_think'] for instruct models
     context_lengths: list[Pos]  # passkey / RULER lengths
+    # lengths of context_lengths scored on a YaRN view of each checkpoint (rope_scaling yarn, yarn_factor over
+    # the length it was trained at), on the checkpoints YaRN stretches that far; the others run as trained
+    yarn_factor: Optional[Annotated[float, Field(gt=1)]] = None
+    yarn_lengths: list[Pos] = []
     max_samples: Optional[Pos] = None
     temperature: NonNegFloat
     top_p: Fraction
     max_new_tokens: Pos
+
+    @model_validator(mode="after")
+    def _yarn(self):
+        if bool(self.yarn_lengths) != (self.yarn_factor is not None):
+            key = "yarn_factor" if self.yarn_factor is None else "yarn_lengths"
+            raise InvariantError(key, f"yarn_factor and yarn_lengths go together (got yarn_factor "
+                                      f"{self.yarn_factor}, yarn_lengths {self.yarn_lengths})")
+        extra = sorted(set(self.yarn_lengths) - set(self.context_lengths))
+        if extra:
+            raise InvariantError("yarn_lengths", f"must be lengths of context_lengths {self.context_lengths} "
+                                                 f"(got {extra})")
+        return self
 
 
 

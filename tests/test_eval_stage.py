@@ -41,3 +41,70 @@ def test_eval_stage_scores_each_checkpoint(tmp_path, monkeypatch):
     assert list((eval_dir / "pretrain-stage1" / "results").rglob("results_*.json"))
     table = (eval_dir / "compare.md").read_text()
     assert "pretrain-stage1" in table and "|" in table
+    # yarn_lengths [2048]: the 2048-token model reaches 4096 with YaRN x2, so it is scored on a YaRN view
+    yarn = manifest["metrics"]["pretrain-stage1-yarn"]
+    assert list(yarn) == ["passkey_2048|0"], yarn
+    assert not any("passkey_2048" in k for k in scores) and any("passkey_512" in k for k in scores)
+    view = json.loads((eval_dir / "pretrain-stage1-yarn" / "model" / "config.json").read_text())
+    assert view["rope_parameters"]["rope_type"] == "yarn" and view["max_position_embeddings"] == 4096
+
+
+def _hf(folder, max_positions, rope=None):
+    folder.mkdir(parents=True)
+    cfg = {"max_position_embeddings": max_positions, "rope_parameters": rope or {"rope_type": "default",
+                                                                                 "rope_theta": 5e6}}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return folder
+
+
+def test_the_published_128k_passkey_runs_on_a_yarn_view_of_the_64k_checkpoints(tmp_path):
+    """smollm3-3b eval: RULER-length passkey at 32k and 64k as trained, 128k through YaRN x2 (model card), only
+    where YaRN reaches it; the published base suite has no passkey task, so it gets a passkey job of its own."""
+    from eval.stage import jobs
+
+    r = load_stage(REPO / "recipes/smollm3-3b/eval.yaml")
+    found = [("pretrain-stage1", _hf(tmp_path / "s1", 4096)), ("longctx-64k", _hf(tmp_path / "lc", 65536)),
+             ("sft", _hf(tmp_path / "sft", 65536))]
+    todo, notes = jobs(r, found, tmp_path / "eval")
+    got = {(j.label, j.suite, j.context_lengths, j.yarn_from is not None) for j in todo}
+    assert got == {
+        ("pretrain-stage1", "smollm3-base", (32768, 65536), False),
+        ("pretrain-stage1-passkey", "passkey", (32768, 65536), False),
+        ("longctx-64k", "smollm3-base", (32768, 65536), False),
+        ("longctx-64k-passkey", "passkey", (32768, 65536), False),
+        ("longctx-64k-yarn", "passkey", (131072,), True),
+        ("sft-think", "smollm3-instruct", (32768, 65536), False),
+        ("sft-no_think", "smollm3-instruct", (32768, 65536), False),
+        ("sft-passkey", "passkey", (32768, 65536), False),
+        ("sft-yarn", "passkey", (131072,), True)}
+    assert notes == ["pretrain-stage1: trained at 4096 tokens, YaRN x2 reaches 8192: passkey 131072 not scored"]
+    with pytest.raises(Exception, match="yarn_lengths: must be lengths of context_lengths"):
+        load_stage(REPO / "recipes/smollm3-3b/eval.yaml", ["yarn_lengths=[100]"])
+    with pytest.raises(Exception, match="yarn_factor and yarn_lengths go together"):
+        load_stage(REPO / "recipes/smollm3-3b/eval.yaml", ["yarn_factor=null"])
+
+
+@pytest.mark.slow
+def test_a_yarn_view_shares_the_weights_and_stretches_rope(tmp_path):
+    """The view loads in transformers with YaRN RoPE (original length kept, twice the positions, attention
+    scaling 0.1 ln 2 + 1) and the same weight tensors; its logits differ (RoPE really changed)."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from eval.yarn_view import trained_length, yarn_view
+    from tests.eval_fixtures import make_tiny_model
+
+    base = make_tiny_model(tmp_path / "base")
+    view = yarn_view(base, 2.0, tmp_path / "view")
+    assert (view / "model.safetensors").is_symlink() and trained_length(view) == trained_length(base) == 2048
+    a, b = AutoModelForCausalLM.from_pretrained(base), AutoModelForCausalLM.from_pretrained(view)
+    rotary = b.model.rotary_emb
+    assert rotary.rope_type == "yarn" and rotary.max_seq_len_cached == 4096
+    assert rotary.attention_scaling == pytest.approx(0.1 * math.log(2.0) + 1)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    ids = torch.arange(1, 40)[None]
+    assert not torch.allclose(a(ids).logits, b(ids).logits, atol=1e-4)  # RoPE really changed
+    with pytest.raises(ValueError, match="already scales its RoPE"):
+        yarn_view(view, 2.0, tmp_path / "twice")

@@ -43,6 +43,13 @@ def test_midtrain_lowers_the_held_out_loss_and_writes_a_model_that_generates(mid
     assert metrics["heldout_loss_after"] < metrics["heldout_loss_before"] - 0.2, metrics
     assert metrics["steps"] == 8 and sorted(steps(sdir)) == list(range(1, 9))
     assert 0.5 < metrics["packing_efficiency"] <= 1.0 and metrics["packing_strategy"] == "bfd"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(sdir / "tensorboard"))  # report_to: [tensorboard]
+    events.Reload()
+    logged = {e.step: e.value for e in events.Scalars("train/loss")}
+    assert sorted(logged) == list(range(1, 9))
+    assert all(abs(logged[s] - e["loss"]) < 1e-5 for s, e in steps(sdir).items())
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(sdir / "hf")
@@ -83,6 +90,13 @@ def test_midtrain_killed_and_rerun_ends_with_the_uninterrupted_losses(midtrain_r
             pass
     proc.wait()
     assert not (sdir / "hf").exists(), "killed too late"
+    # the input rebuilt since the checkpoint was written: refused (rundir.resume.check_checkpoint), then restored
+    manifest = runs / "tiny" / "longctx-64k" / "manifest.json"
+    original = manifest.read_text()
+    manifest.write_text(json.dumps({**json.loads(original), "end_time": 0}))
+    refused = stage(runs, "midtrain", *FAST, check=False)
+    assert refused.returncode == 2 and "longctx-64k rebuilt" in refused.stderr, refused.stderr[-2000:]
+    manifest.write_text(original)
     stage(runs, "midtrain", *FAST)
     m = json.loads((sdir / "manifest.json").read_text())
     assert m["status"] == "completed" and m["resumed_from"].endswith("checkpoint-4")

@@ -71,6 +71,13 @@ def test_pretraining_learns_and_converts_to_hf(chain):
     model = AutoModelForCausalLM.from_pretrained(chain / "pretrain-stage3" / "hf")
     assert model.config.no_rope_layer_interval == 4 and model.config.tie_word_embeddings
     assert len(AutoTokenizer.from_pretrained(chain / "pretrain-stage3" / "hf")) == 4096
+    # report_to: [tensorboard] (recipes/smollm3-3b/_pretrain.yaml): the same per-step losses as losses.jsonl
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(chain / "pretrain-stage1" / "tensorboard"))
+    events.Reload()
+    logged = {e.step: e.value for e in events.Scalars("train/loss")}
+    assert logged and all(abs(logged[s] - e["loss"]) < 1e-5 for s, e in losses(chain / "pretrain-stage1").items())
 
 
 @pytest.mark.slow

@@ -35,6 +35,21 @@ def test_a_cpu_run_is_an_fp32_trl_config_that_trl_accepts():
         trl_config(load_stage(REPO / "recipes/tiny/midtrain.yaml", ["bf16=true"]), cuda=False, output_dir="out")
 
 
+def test_report_to_reaches_trl_and_a_missing_integration_is_refused():
+    """The recipe's report_to becomes TrainingArguments.report_to ([] -> "none"); wandb is not installed here,
+    so naming it is refused with the file and field, not dropped."""
+    import importlib.util
+
+    from posttrain.trl_config import trl_config
+
+    tiny = REPO / "recipes/tiny/midtrain.yaml"
+    assert trl_config(load_stage(tiny), cuda=False, output_dir="out").report_to == ["tensorboard"]
+    assert trl_config(load_stage(tiny, ["report_to=[]"]), cuda=False, output_dir="out").report_to == []
+    assert importlib.util.find_spec("wandb") is None
+    with pytest.raises(RecipeError, match=r"report_to: wandb is not installed"):
+        trl_config(load_stage(tiny, ["report_to=[wandb]"]), cuda=False, output_dir="out")
+
+
 def test_apo_gets_a_dpo_config_with_apo_zero():
     from trl import DPOConfig
 
