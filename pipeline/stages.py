@@ -18,11 +18,10 @@ from recipes.loader import RecipeError, display, load_recipe, load_stage
 
 NANOTRON_KINDS = ("pretrain", "longctx")
 TRL_KINDS = ("midtrain", "sft", "apo")
-RESUMING_KINDS = NANOTRON_KINDS + ("midtrain",)  # stages that continue checkpoints: run(recipe, resume)
+RESUMING_KINDS = NANOTRON_KINDS + ("midtrain", "sft")  # stages that continue checkpoints: run(recipe, resume)
 
 # Kinds the recipes describe that this version of the repository cannot run yet, in the user's words.
 NOT_BUILT = {
-    "sft": "dual-mode SFT (TRL) is not built yet",
     "apo": "APO preference alignment (TRL) is not built yet",
     "merge": "model merging (mergekit) is not built yet",
 }
@@ -39,6 +38,12 @@ def stage_module(kind: str) -> Optional[ModuleType]:
     if kind == "midtrain":
         from midtrain import stage
         return stage
+    if kind == "synth":
+        from posttrain import synth
+        return synth
+    if kind == "sft":
+        from posttrain import sft_stage
+        return sft_stage
     if kind == "eval":
         from eval import stage
         return stage

@@ -1,19 +1,34 @@
-"""Local conversations for the tiny recipe's TRL stages (no Hub): `builtin:reasoning-chats`.
+"""Local conversations for the tiny recipe's TRL stages (no Hub).
 
-Each conversation is a user problem and an assistant answer that reasons first, in SmolLM3's think format:
-`<think>\n...worked steps...\n</think>\n` then the answer line. The problems come from the seeded reasoning
-generators of the pretraining corpora (pretrain/data/corpora.py: bubble sort, Euclid, Collatz, running
-totals, linear systems) with seeds of their own; the `test` split holds problems that appear in no `train`
-conversation, for held-out losses.
+- `builtin:reasoning-chats` (mid-training): a user problem and an assistant answer that reasons first, in
+  SmolLM3's think format: `<think>\n...worked steps...\n</think>\n` then the answer line. The problems come
+  from the seeded reasoning generators of the pretraining corpora (pretrain/data/corpora.py: bubble sort,
+  Euclid, Collatz, running totals, linear systems) with seeds of their own.
+- `builtin:reasoning-prompts` (the tiny teacher's prompts, `make synth`): problems of the same generators,
+  with other seeds, none of them in reasoning-chats; only the user turn.
+- `builtin:chats-no-think` (SFT, no-think mode): the English question / answer pairs of the PyPI package
+  `chatterbot-corpus` (BSD), one or two turns per conversation.
+- `builtin:tool-chats` (SFT, no-think mode): arithmetic through a calculator tool: the user asks, the
+  assistant calls the tool (`<tool_call>`), the `tool` message returns the result, the assistant answers;
+  `chat_template_kwargs` carries the tool's description (`xml_tools`).
 
-Usage: dataset("reasoning-chats", "train") -> datasets.Dataset with columns id, messages
+The `test` splits hold conversations whose prompts appear in no `train` conversation, for held-out losses.
+
+Usage: dataset("reasoning-chats", "train") -> datasets.Dataset with columns id, messages (, chat_template_kwargs)
 """
 from __future__ import annotations
 
+import json
 import random
+import zlib
 
 SPLITS = {"train": (20251202, 400), "test": (20251203, 60)}  # seed, number of conversations
-NAMES = ("reasoning-chats",)
+PROMPT_SEED, N_PROMPTS = 20251204, 120
+TOOL_SPLITS = {"train": (20251205, 200), "test": (20251206, 30)}
+NAMES = ("reasoning-chats", "reasoning-prompts", "chats-no-think", "tool-chats")
+CALCULATOR = json.dumps({"type": "function", "function": {
+    "name": "calculator", "description": "Evaluate an arithmetic expression with + - * and integers.",
+    "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}}})
 
 
 def _conversation(trace: str) -> list[dict]:
@@ -41,9 +56,81 @@ def conversations(split: str) -> list[dict]:
     return out
 
 
+def reasoning_prompts() -> list[dict]:
+    """N_PROMPTS problems (user turn only) that no reasoning-chats conversation holds."""
+    from pretrain.data.corpora import TRACES
+
+    r = random.Random(PROMPT_SEED)
+    seen = {c["messages"][0]["content"] for split in SPLITS for c in conversations(split)}
+    out = []
+    while len(out) < N_PROMPTS:
+        kind = r.choice(TRACES)
+        user = _conversation(kind(r, r.randint(3, 6)))[0]
+        if user["content"] not in seen:
+            seen.add(user["content"])
+            out.append({"id": f"prompt-{len(out):04d}-{kind.__name__[4:]}", "messages": [user]})
+    return out
+
+
+def _is_test(text: str) -> bool:
+    return zlib.crc32(text.strip().lower().encode()) % 10 == 0  # 1 in 10, stable across runs and machines
+
+
+def chatterbot_chats(split: str) -> list[dict]:
+    """chatterbot-corpus's English pairs (question, first answer), two per conversation where a file has more;
+    a question goes to `test` by a hash of its text, so no test question is trained on."""
+    from importlib.resources import files
+
+    import yaml
+
+    out = []
+    for f in sorted(files("chatterbot_corpus").joinpath("data/english").iterdir(), key=lambda f: f.name):
+        if not f.name.endswith(".yml"):
+            continue
+        pairs = [(c[0], c[1]) for c in yaml.safe_load(f.read_text(encoding="utf-8")).get("conversations", [])
+                 if len(c) >= 2 and isinstance(c[0], str) and isinstance(c[1], str)]
+        pairs = [p for p in pairs if _is_test(p[0]) == (split == "test")]
+        for i in range(0, len(pairs), 2):
+            messages = []
+            for q, a in pairs[i:i + 2]:
+                messages += [{"role": "user", "content": q.strip()}, {"role": "assistant", "content": a.strip()}]
+            out.append({"id": f"{split}-{f.name[:-4]}-{i // 2:03d}", "messages": messages})
+    return out
+
+
+def tool_chats(split: str) -> list[dict]:
+    seed, n = TOOL_SPLITS[split]
+    r = random.Random(seed)
+    held_out = {c["messages"][0]["content"] for c in tool_chats("train")} if split == "test" else set()
+    words = {"+": ("plus", "the sum of {a} and {b}"), "-": ("minus", "{a} take away {b}"),
+             "*": ("times", "the product of {a} and {b}")}
+    out, seen = [], set(held_out)
+    while len(out) < n:
+        op = r.choice("+-*")
+        a, b = r.randint(12, 999), r.randint(2, 99 if op == "*" else 999)
+        word, phrase = words[op]
+        question = r.choice([f"What is {a} {word} {b}?", f"Please compute {phrase.format(a=a, b=b)}.",
+                             f"Use the calculator: {a} {op} {b}"])
+        if question in seen:
+            continue
+        seen.add(question)
+        call = json.dumps({"name": "calculator", "arguments": {"expression": f"{a} {op} {b}"}})
+        result = {"+": a + b, "-": a - b, "*": a * b}[op]
+        out.append({"id": f"{split}-tool-{len(out):04d}", "messages": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": f"<tool_call>\n{call}\n</tool_call>"},
+            {"role": "tool", "content": str(result)},
+            {"role": "assistant", "content": f"{a} {word} {b} is {result}."}],
+            "chat_template_kwargs": {"xml_tools": [CALCULATOR]}})
+    return out
+
+
 def dataset(name: str, split: str):
     from datasets import Dataset
 
-    if name not in NAMES or split not in SPLITS:
+    splits = {"reasoning-prompts": ("train",)}.get(name, ("train", "test"))
+    if name not in NAMES or split not in splits:
         raise KeyError(f"builtin:{name} split {split}")
-    return Dataset.from_list(conversations(split))
+    rows = {"reasoning-chats": conversations, "chats-no-think": chatterbot_chats, "tool-chats": tool_chats,
+            "reasoning-prompts": lambda _: reasoning_prompts()}[name](split)
+    return Dataset.from_list(rows)

@@ -3,12 +3,15 @@
 alignment-handbook (`src/alignment/data.py`, which the SmolLM3 recipes ran) reads each dataset's split,
 keeps `int(len(split) * weight)` examples of it shuffled with the mixture seed (a weight is the fraction of
 a dataset's examples kept, not a sampling probability), then concatenates the parts and shuffles them with
-the same seed. A `mode` (think / no_think) becomes the `chat_template_kwargs` column TRL passes to the chat
-template (`enable_thinking`).
+the same seed. TRL passes each example's `chat_template_kwargs` to the chat template.
+
+Every example gets all the `chat_template_kwargs` keys the smollm3 template reads (TEMPLATE_KWARGS; None where
+unset), the recipe's `template_date` as `today_date`, and its dataset's mode as `enable_thinking`.
 
 Where a dataset comes from (`datasets[i].dataset`): `builtin:<name>` (conversations this repository
-generates, posttrain/builtin_chats.py), a local folder (a `save_to_disk` dataset, or jsonl / parquet files),
-or a Hub id (cluster runs: `datasets.load_dataset(id, config, split=split)`).
+generates, posttrain/builtin_chats.py), `stage:<stage>` (what a stage of this run wrote, e.g. `make synth`),
+a local folder (a `save_to_disk` dataset, or jsonl / parquet files), or a Hub id (cluster runs:
+`datasets.load_dataset(id, config, split=split)`).
 
 Usage: mixture(recipe) -> datasets.Dataset; mixture(recipe, split="test") for the held-out split
 """
@@ -17,22 +20,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from recipes.loader import RecipeError, display
+from rundir import read_manifest, stage_dir
+
+# The keys of `chat_template_kwargs` the smollm3 template reads (smoltalk2's column has the first four): every
+# example gets all of them (None where unset), so that datasets of different sources concatenate.
+TEMPLATE_KWARGS = ("custom_instructions", "enable_thinking", "python_tools", "xml_tools", "today_date")
 
 
-def load_split(d, split: str, where: str, key: str):
+def load_split(d, split: str, where: str, key: str, run: str = None):
     """One dataset's split as a `datasets.Dataset`."""
     import datasets
 
     if d.dataset.startswith("builtin:"):
         from posttrain import builtin_chats
 
-        name = d.dataset.removeprefix("builtin:")
-        if name not in builtin_chats.NAMES or split not in builtin_chats.SPLITS:
-            raise RecipeError(where, f"{key}.dataset", f"unknown builtin dataset or split (got {d.dataset} "
-                              f"{split}; known: {', '.join('builtin:' + n for n in builtin_chats.NAMES)}, splits "
-                              f"{', '.join(builtin_chats.SPLITS)})")
-        return builtin_chats.dataset(name, split)
-    local = Path(d.dataset)
+        try:
+            return builtin_chats.dataset(d.dataset.removeprefix("builtin:"), split)
+        except KeyError:
+            raise RecipeError(where, f"{key}.dataset", f"unknown builtin dataset or split (got {d.dataset} {split}; "
+                              f"known: {', '.join('builtin:' + n for n in builtin_chats.NAMES)})") from None
+    if d.dataset.startswith("stage:"):  # what a stage of this run wrote (make synth: runs/<run>/synth/data)
+        stage = d.dataset.removeprefix("stage:")
+        m = read_manifest(stage_dir(run, stage))
+        if not m or m.get("status") != "completed":
+            raise RecipeError(where, f"{key}.dataset", f"{stage} has not completed: run it first (make {stage})")
+        local = stage_dir(run, stage) / "data"
+    else:
+        local = Path(d.dataset)
     if local.exists():
         if (local / "dataset_info.json").is_file() or (local / "dataset_dict.json").is_file():
             loaded = datasets.load_from_disk(str(local))
@@ -45,15 +59,33 @@ def load_split(d, split: str, where: str, key: str):
     return datasets.load_dataset(d.dataset, d.config, split=split)
 
 
-def mixture(recipe, split: str = None):
-    """The stage's training mixture (each dataset's own split), or the `split` of every dataset."""
-    import datasets
+def stage_inputs(recipe, datasets=None) -> list[Path]:
+    """The run directories of the stages whose output the mixture reads (`stage:<name>` datasets)."""
+    return [stage_dir(recipe.run, d.dataset.removeprefix("stage:")) for d in (datasets or recipe.datasets)
+            if d.dataset.startswith("stage:")]
 
-    parts = []
-    for i, d in enumerate(recipe.datasets):
-        key = f"datasets.{i}"
+
+def _template_kwargs(example, mode, date):
+    kw = dict.fromkeys(TEMPLATE_KWARGS)
+    kw.update({k: v for k, v in (example.get("chat_template_kwargs") or {}).items() if v is not None})
+    if mode is not None:
+        kw["enable_thinking"] = mode == "think"
+    if date is not None:
+        kw["today_date"] = date
+    return {"chat_template_kwargs": kw}
+
+
+def mixture(recipe, split: str = None, datasets=None):
+    """The stage's training mixture (each dataset's own split), or the `split` of every dataset. `datasets`:
+    another list of the recipe than `recipe.datasets` (a synth stage's prompts)."""
+    import datasets as hf_datasets
+
+    parts, field = [], "datasets" if datasets is None else "prompts"
+    date = getattr(recipe, "template_date", None)
+    for i, d in enumerate(recipe.datasets if datasets is None else datasets):
+        key = f"{field}.{i}"
         where = recipe.file_of(key)
-        ds = load_split(d, split or d.split, where, key)
+        ds = load_split(d, split or d.split, where, key, recipe.run)
         missing = [c for c in d.columns if c not in ds.column_names]
         if missing:
             raise RecipeError(where, f"{key}.columns", f"{d.dataset} has no column {', '.join(missing)} "
@@ -63,7 +95,6 @@ def mixture(recipe, split: str = None):
             raise RecipeError(where, f"{key}.weight", f"keeps no example of the {len(ds)} of {d.dataset} "
                               f"(got {d.weight})")
         ds = ds.select_columns(d.columns).shuffle(seed=recipe.dataset_seed).select(range(keep))
-        if d.mode is not None:
-            ds = ds.add_column("chat_template_kwargs", [{"enable_thinking": d.mode == "think"}] * len(ds))
+        ds = ds.map(_template_kwargs, fn_kwargs={"mode": d.mode, "date": date})
         parts.append(ds)
-    return datasets.concatenate_datasets(parts).shuffle(seed=recipe.dataset_seed)
+    return hf_datasets.concatenate_datasets(parts).shuffle(seed=recipe.dataset_seed)

@@ -5,7 +5,8 @@ trained, complete Hugging Face folder in `runs/<run>/<stage>/hf/`.
   local HF folder; the tokenizer gets the stage's chat template and eos token;
 - the TRL config from posttrain/trl_config.py (one table), the data from posttrain/mixture.py;
 - held-out loss before and after training, on data kept out of training (each dataset's `test` split for
-  the tiny recipe's builtin conversations; otherwise a slice carved off the shuffled mixture);
+  the tiny recipe's builtin conversations and a synth stage's output; otherwise a slice carved off the
+  shuffled mixture);
 - progress with rate and ETA, `losses.jsonl` (step, loss, lr), and the recipe's `report_to`
   (TensorBoard under `tensorboard/`);
 - TRL checkpoints under `checkpoints/`, each marked COMPLETE (checksums, training-recipe hash) once written:
@@ -56,13 +57,21 @@ def input_model(r):
     return str(folder), None, folder.parent if folder.name == "hf" and r.init is None else folder
 
 
+SMOLLM3_TEMPLATE = Path(__file__).with_name("chat_template.jinja")  # the dual-mode template (/think, /no_think)
+
+
 def chat_template(r):
+    if r.template_date is not None and r.chat_template == "chatml":
+        raise RecipeError(r.file_of("template_date"), "template_date", f"the chatml template writes no date: "
+                          f"remove it (got {r.template_date!r})")
     if r.chat_template == "chatml":
         return CHATML
+    if r.chat_template == "smollm3":
+        return SMOLLM3_TEMPLATE.read_text()
     if r.chat_template == "inherit":
         return None
-    raise RecipeError(r.file_of("chat_template"), "chat_template", f"{r.chat_template!r} is not built yet in this "
-                      "version of the repository (chatml, inherit)")
+    raise RecipeError(r.file_of("chat_template"), "chat_template", f"unknown template {r.chat_template!r} (chatml, "
+                      "smollm3, inherit)")
 
 
 def resume_point(r, ckpt_dir: Path, mode: str, inputs):
@@ -80,7 +89,7 @@ def held_out(r, train):
     """(training data, held-out data) with no example in both."""
     from posttrain.mixture import mixture
 
-    if all(d.dataset.startswith("builtin:") for d in r.datasets):
+    if all(d.dataset.startswith(("builtin:", "stage:")) for d in r.datasets):  # these have a test split
         return train, mixture(r, split="test")
     n = max(1, min(HELD_OUT[1], int(len(train) * HELD_OUT[0])))
     return train.select(range(n, len(train))), train.select(range(n))
@@ -142,9 +151,10 @@ def callbacks(r, sdir: Path, inputs):
     return [StageCallback()]
 
 
-def run(r, build_trainer, resume: str = "refuse") -> None:
+def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
     """Train a TRL stage (see the module doc). `build_trainer(model, tokenizer, train, eval, config, callbacks)`
-    returns the TRL trainer (SFTTrainer, DPOTrainer)."""
+    returns the TRL trainer (SFTTrainer, DPOTrainer). `measure(model, tokenizer, heldout) -> dict`, when given,
+    runs before and after training; its figures go to the metrics as `<name>_before` / `<name>_after`."""
     import torch
 
     from posttrain.mixture import mixture
@@ -158,7 +168,9 @@ def run(r, build_trainer, resume: str = "refuse") -> None:
     config = trl_config(r, cuda=cuda, output_dir=str(sdir / "checkpoints"))
     if resume == "fresh":
         set_aside(sdir)
-    inputs = [recorded] if recorded is not None else []
+    from posttrain.mixture import stage_inputs
+
+    inputs = ([recorded] if recorded is not None else []) + stage_inputs(r)
     run_ = StageRun(r, inputs=inputs)
     if not run_.up_to_date():
         checkpoint, continued = resume_point(r, sdir / "checkpoints", resume, inputs)  # may refuse: before any write
@@ -182,15 +194,18 @@ def run(r, build_trainer, resume: str = "refuse") -> None:
         before = trainer.evaluate()["eval_loss"]
         print(f"[{r.stage}] {len(train):,} training / {len(heldout):,} held-out examples; held-out loss before "
               f"{before:.4f}", flush=True)
+        measured = {f"{k}_before": v for k, v in (measure(model, tokenizer, heldout) if measure else {}).items()}
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         after = trainer.evaluate()["eval_loss"]
+        measured.update({f"{k}_after": v for k, v in (measure(trainer.model, tokenizer, heldout) if measure
+                                                        else {}).items()})
         efficiency = packing_efficiency(trainer.train_dataset, r.max_length)
         save_hf(trainer, tokenizer, sdir / "hf")
         run_.outputs += ["hf", "checkpoints", "losses.jsonl"] + ["tensorboard"] * ("tensorboard" in r.report_to)
         run_.metrics.update(heldout_loss_before=before, heldout_loss_after=after, steps=trainer.state.global_step,
                             train_loss=result.training_loss, packing_efficiency=efficiency,
                             packing_strategy=r.packing_strategy if r.packing else None,
-                            examples_train=len(train), examples_heldout=len(heldout))
+                            examples_train=len(train), examples_heldout=len(heldout), **measured)
         moved = "falls" if after < before else "does NOT fall"
         print(f"[{r.stage}] held-out loss {before:.4f} -> {after:.4f} ({moved}); packing efficiency "
               f"{efficiency if efficiency is None else f'{efficiency:.3f}'}; HF model in {display(sdir / 'hf')}",

@@ -48,3 +48,15 @@ def chain(data_runs):
     stage(data_runs, "longctx-32k", *LC)
     stage(data_runs, "longctx-64k", *LC)
     return data_runs / "tiny"
+
+
+@pytest.fixture(scope="session")
+def midtrain_runs(chain, tmp_path_factory):
+    """A runs/ folder with the data, longctx-64k and a short mid-training (tests.nanotron_stages.MID_FAST)."""
+    from tests.nanotron_stages import MID_FAST, stage
+
+    runs = tmp_path_factory.mktemp("mid") / "runs"
+    for name in ("data", "longctx-64k"):
+        shutil.copytree(chain / name, runs / "tiny" / name)
+    stage(runs, "midtrain", *MID_FAST)
+    return runs

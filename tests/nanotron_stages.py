@@ -12,6 +12,7 @@ RUN = ["steps.train_steps=16", "steps.stage_starts.pretrain-stage1=1", "steps.st
        "steps.stage_starts.pretrain-stage3=14", "checkpoints.interval=4", "lr_schedule.warmup_steps=3"]
 LC = ["steps.train_steps=4", "lr_schedule.warmup_steps=1", "lr_schedule.decay_start=1", "lr_schedule.decay_steps=3",
       "checkpoints.interval=2"]
+MID_FAST = ["max_steps=8", "save_steps=0.25"]  # a short mid-training: 8 steps, a checkpoint every 2
 
 
 def stage(runs, name, *overrides, check=True):

@@ -12,9 +12,8 @@ import time
 import pytest
 from conftest import REPO
 
+from tests.nanotron_stages import MID_FAST as FAST  # what the session fixture midtrain_runs ran
 from tests.nanotron_stages import descendants, stage
-
-FAST = ["max_steps=8", "save_steps=0.25"]  # 8 steps, a checkpoint every 2
 
 
 def steps(sdir):
@@ -23,15 +22,6 @@ def steps(sdir):
         e = json.loads(line)
         by_step[e["step"]] = e
     return by_step
-
-
-@pytest.fixture(scope="module")
-def midtrain_runs(chain, tmp_path_factory):
-    runs = tmp_path_factory.mktemp("mid") / "runs"
-    for name in ("data", "longctx-64k"):
-        shutil.copytree(chain / name, runs / "tiny" / name)
-    stage(runs, "midtrain", *FAST)
-    return runs
 
 
 @pytest.mark.slow

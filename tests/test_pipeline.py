@@ -5,8 +5,7 @@ from conftest import REPO, run_cli
 from pipeline.stages import NOT_BUILT, stage_module
 
 
-@pytest.mark.parametrize("stage, words", [("sft", "dual-mode SFT (TRL) is not built yet"),
-                                          ("apo", "APO preference alignment (TRL) is not built yet"),
+@pytest.mark.parametrize("stage, words", [("apo", "APO preference alignment (TRL) is not built yet"),
                                           ("merge", "model merging (mergekit) is not built yet")])
 def test_a_stage_not_built_yet_says_what_is_missing(tmp_path, stage, words):
     out = run_cli("pipeline", "run", REPO / f"recipes/tiny/{stage}.yaml", cwd=tmp_path)

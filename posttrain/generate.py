@@ -1,0 +1,117 @@
+"""Batched chat generation for the post-training stages: synthetic data (`make synth`), preference pairs,
+mode-following checks and `python -m posttrain chat`. One interface, two backends: transformers (always)
+and vLLM (optional, when installed; the published scale).
+
+Each conversation is rendered with the model's own chat template and its `chat_template_kwargs` (for
+example `enable_thinking`), ends with the generation prompt, and is answered up to the first eos token.
+
+Usage: for start, texts in generate_batches(model, conversations, kwargs, sampling, batch_size): ...
+       split_think("<think>\\nsteps\\n</think>\\nanswer") -> ("steps", "answer")
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float  # 0: greedy
+    top_p: float
+    max_new_tokens: int
+    seed: int = 0
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def load(model: str, revision: Optional[str] = None, template: Optional[str] = None):
+    """(model, tokenizer) for the transformers backend; `template` replaces the tokenizer's chat template."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model, revision=revision)
+    tok.padding_side = "left"
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    if template is not None:
+        tok.chat_template = template
+    cuda = torch.cuda.is_available()
+    lm = AutoModelForCausalLM.from_pretrained(model, revision=revision,
+                                              dtype=torch.bfloat16 if cuda else torch.float32)
+    return lm.to("cuda" if cuda else "cpu").eval(), tok
+
+
+def render(tok, messages: list[dict], kwargs: Optional[dict]) -> str:
+    kw = {k: v for k, v in (kwargs or {}).items() if v is not None}
+    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kw)
+
+
+def _answer(tok, ids) -> str:
+    """The generated tokens up to (not including) the first eos or pad token, decoded."""
+    ids = list(ids)
+    stops = {tok.eos_token_id, tok.pad_token_id} - {None}
+    end = next((i for i, t in enumerate(ids) if t in stops), len(ids))
+    return tok.decode(ids[:end], skip_special_tokens=False)
+
+
+def transformers_batch(lm, tok, prompts: list[str], sampling: Sampling, step: int) -> list[str]:
+    import torch
+
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
+    torch.manual_seed(sampling.seed + step)
+    sample = sampling.temperature > 0
+    with torch.no_grad():
+        out = lm.generate(**enc, max_new_tokens=sampling.max_new_tokens, do_sample=sample,
+                          temperature=sampling.temperature if sample else None,
+                          top_p=sampling.top_p if sample else None, top_k=None,
+                          pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    return [_answer(tok, row[enc["input_ids"].shape[1]:]) for row in out]
+
+
+def generate_batches(model: str, conversations: list[list[dict]], kwargs: list[Optional[dict]], sampling: Sampling,
+                     batch_size: int, *, backend: str = "transformers", revision: Optional[str] = None,
+                     template: Optional[str] = None, label: str = "generate") -> Iterator[tuple[int, list[str]]]:
+    """Answer every conversation; yields (index of the batch's first conversation, its answers) batch by batch,
+    printing progress (conversations/s, ETA), so that a caller can write each batch as it comes."""
+    t0, n = time.time(), len(conversations)
+    if backend == "vllm":
+        from vllm import LLM, SamplingParams  # optional backend: requirements-gpu.txt
+
+        llm = LLM(model=model, revision=revision, seed=sampling.seed)
+        tok = llm.get_tokenizer()
+        if template is not None:
+            tok.chat_template = template
+        params = SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p,
+                                max_tokens=sampling.max_new_tokens, seed=sampling.seed)
+        batch_fn = lambda prompts, step: [o.outputs[0].text for o in llm.generate(prompts, params)]  # noqa: E731
+    else:
+        lm, tok = load(model, revision, template)
+        batch_fn = lambda prompts, step: transformers_batch(lm, tok, prompts, sampling, step)  # noqa: E731
+    for step, start in enumerate(range(0, n, batch_size)):
+        prompts = [render(tok, c, k) for c, k in zip(conversations[start:start + batch_size],
+                                                     kwargs[start:start + batch_size])]
+        answers = batch_fn(prompts, step)
+        done = min(start + batch_size, n)
+        rate = done / max(time.time() - t0, 1e-9)
+        eta = (n - done) / rate if rate else math.inf
+        print(f"[{label}] {done}/{n} conversations, {rate:.2f}/s, ETA {eta:.0f}s", flush=True)
+        yield start, answers
+
+
+def split_think(text: str) -> tuple[Optional[str], str]:
+    """(the think block's text or None, the final answer) of a generation."""
+    body = text.lstrip()
+    if not body.startswith("<think>"):
+        return None, text.strip()
+    inner, closed, rest = body[len("<think>"):].partition("</think>")
+    return inner.strip(), rest.strip() if closed else ""
+
+
+def opens_think(text: str) -> bool:
+    """Does a generation open a think block (its first non-blank characters are `<think>`)?"""
+    return text.lstrip().startswith("<think>")

@@ -1,0 +1,148 @@
+"""The synth stage (`make synth`): a teacher model answers a prompt set in the recipe's mode (think, as the
+SmolLM3 authors had Qwen3-32B do), and the answers become conversations for the SFT mixture
+(`dataset: stage:synth`) and, reused by the preference stage, chosen / rejected answers.
+
+- prompts: the recipe's `prompts` datasets (alignment-handbook mixture semantics, posttrain/mixture.py); the
+  prompt is the conversation up to its first user turn (a system message before it is kept);
+- each prompt has a stable id (its source id, else a hash of its text); `test_fraction` of the ids (by hash)
+  form the `test` split, held out from SFT training;
+- generation: posttrain/generate.py, batched, the recipe's sampling settings, progress with rate and ETA;
+- output: `runs/<run>/synth/data/{train,test}.jsonl`, one record per prompt: prompt_id, messages (prompt and
+  the teacher's answer), chat_template_kwargs (enable_thinking from the mode), mode, model, revision,
+  teacher_id (the teacher stage's manifest hash, or model@revision), settings. Records are appended and
+  flushed batch by batch to `records.jsonl`: a killed run, run again, generates only the prompts that have
+  no record yet from the same teacher, settings and mode (resumable), then the splits are written.
+
+Usage: make synth RECIPE=recipes/tiny   (python -m pipeline run recipes/tiny/synth.yaml)
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from pathlib import Path
+
+from recipes.loader import RecipeError, display
+from rundir import StageRun, input_record, read_manifest, stage_dir
+
+
+def teacher(r) -> tuple[str, str | None, Path | None]:
+    """(what from_pretrained loads, revision, the input recorded in the manifest); checked before any write."""
+    if r.teacher is not None:
+        local = Path(r.teacher.from_)
+        if not local.exists():
+            return r.teacher.from_, r.teacher.revision, None  # a Hub id (cluster runs)
+        folder, key, recorded = local, "teacher.from", local
+    else:
+        folder, key = stage_dir(r.run, r.teacher_from) / "hf", "teacher_from"
+        m = read_manifest(folder.parent)
+        if not m or m.get("status") != "completed":
+            raise RecipeError(display(folder.parent), key, f"{r.teacher_from} has not completed: run it first "
+                              f"(make {r.teacher_from}), or name a model with teacher.from")
+        recorded = folder.parent
+    if not (folder / "config.json").is_file():
+        raise RecipeError(display(folder), key, "not a Hugging Face model folder (no config.json)")
+    return str(folder), None, recorded
+
+
+def prompt_of(messages: list[dict]) -> list[dict]:
+    """The conversation up to and including its first user turn."""
+    for i, m in enumerate(messages):
+        if m["role"] == "user":
+            return [dict(role=x["role"], content=x["content"]) for x in messages[:i + 1]]
+    return []
+
+
+def prompt_id(example: dict, prompt: list[dict]) -> str:
+    return str(example.get("id") or f"p{zlib.crc32(json.dumps(prompt, sort_keys=True).encode()):08x}")
+
+
+def is_test(pid: str, fraction: float) -> bool:
+    return fraction > 0 and zlib.crc32(pid.encode()) % 10_000 < fraction * 10_000
+
+
+def prompts(r) -> list[tuple[str, list[dict]]]:
+    from posttrain.mixture import mixture
+
+    rows, seen = [], set()
+    for ex in mixture(r, datasets=r.prompts):
+        p = prompt_of(ex["messages"])
+        pid = prompt_id(ex, p)
+        if p and pid not in seen:
+            seen.add(pid)
+            rows.append((pid, p))
+    if not rows:
+        raise RecipeError(r.file_of("prompts"), "prompts", "no conversation with a user turn")
+    return rows
+
+
+def read_records(path: Path) -> dict:
+    """{prompt_id: record} of the complete lines of records.jsonl (a line cut by a kill is dropped)."""
+    out = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            out[rec["prompt_id"]] = rec
+    return out
+
+
+def _write_jsonl(path: Path, rows) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def run(r) -> None:
+    from posttrain.generate import Sampling, generate_batches, vllm_available
+
+    model, revision, recorded = teacher(r)
+    if r.backend == "vllm" and not vllm_available():
+        raise RecipeError(r.file_of("backend"), "backend", "vllm is not installed (requirements-gpu.txt): install "
+                          "it or set backend=transformers")
+    todo_all = prompts(r)
+    with StageRun(r, inputs=[recorded] if recorded else []) as run_:
+        if run_.skip:
+            return
+        data = run_.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        records_file = run_.dir / "records.jsonl"
+        settings = {"temperature": r.sampling.temperature, "top_p": r.sampling.top_p,
+                    "max_new_tokens": r.sampling.max_new_tokens, "seed": r.seed, "backend": r.backend}
+        # the teacher's identity: the manifest hash of the stage it comes from (a rebuilt teacher invalidates the
+        # records, a moved run directory does not), else the model id or folder and its revision
+        ident = (input_record(recorded)["manifest_sha256"] if recorded is not None and r.teacher is None
+                 else None) or f"{model}@{revision}"
+        done = {k: v for k, v in read_records(records_file).items()
+                if v.get("teacher_id") == ident and v.get("settings") == settings and v.get("mode") == r.mode}
+        todo = [(pid, p) for pid, p in todo_all if pid not in done]
+        print(f"[synth] {len(todo_all)} prompts, {len(done)} already answered by {model}: generating {len(todo)}",
+              flush=True)
+        kwargs = {"enable_thinking": r.mode == "think"}
+        sampling = Sampling(r.sampling.temperature, r.sampling.top_p, r.sampling.max_new_tokens, r.seed)
+        with open(records_file, "a") as f:
+            for start, answers in generate_batches(model, [p for _, p in todo], [kwargs] * len(todo), sampling,
+                                                   r.batch_size, backend=r.backend, revision=revision, label="synth"):
+                for (pid, p), answer in zip(todo[start:start + len(answers)], answers):
+                    rec = {"prompt_id": pid, "messages": p + [{"role": "assistant", "content": answer}],
+                           "chat_template_kwargs": kwargs, "mode": r.mode, "model": model, "revision": revision,
+                           "teacher_id": ident, "settings": settings}
+                    done[pid] = rec
+                    f.write(json.dumps(rec) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        order = [pid for pid, _ in todo_all]
+        splits = {"train": [done[p] for p in order if not is_test(p, r.test_fraction)],
+                  "test": [done[p] for p in order if is_test(p, r.test_fraction)]}
+        for split, rows in splits.items():
+            _write_jsonl(data / f"{split}.jsonl", rows)
+        opened = sum(rec["messages"][-1]["content"].lstrip().startswith("<think>") for rec in done.values())
+        closed = sum("</think>" in rec["messages"][-1]["content"] for rec in done.values())
+        run_.outputs += ["data/train.jsonl", "data/test.jsonl", "records.jsonl"]
+        run_.metrics.update(prompts=len(order), generated=len(todo), reused=len(order) - len(todo),
+                            train=len(splits["train"]), test=len(splits["test"]),
+                            opens_think=opened / len(order), closes_think=closed / len(order), teacher=model)
+        print(f"[synth] {len(splits['train'])} train / {len(splits['test'])} test conversations in {display(data)}; "
+              f"{opened}/{len(order)} open a think block, {closed} close it", flush=True)

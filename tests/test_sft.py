@@ -1,0 +1,115 @@
+"""Synthetic data and dual-mode SFT (tiny recipe, CPU): `make synth` answers local prompts with the mid-trained
+model as teacher and resumes without regenerating; `make sft` trains in both modes from the mid-trained
+model with the smollm3 template; held-out loss falls; the HF folder's template renders as the template file
+does; mode following is measured before and after; `python -m posttrain chat` answers in both modes."""
+import json
+import shutil
+
+import pytest
+from conftest import REPO, run_cli
+
+from tests.nanotron_stages import stage
+
+SYNTH = ["prompts=[{dataset: 'builtin:reasoning-prompts', split: train, weight: 0.25, columns: [messages]}]",
+         "sampling.max_new_tokens=48"]  # 30 of the 120 prompts, short answers
+SFT = []  # the tiny recipe as it is: 40 steps
+
+
+@pytest.fixture(scope="module")
+def sft_runs(midtrain_runs, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("sft") / "runs"
+    for name in ("data", "midtrain"):
+        shutil.copytree(midtrain_runs / "tiny" / name, runs / "tiny" / name)
+    stage(runs, "synth", *SYNTH)
+    stage(runs, "sft", *SFT)
+    return runs
+
+
+def records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_synth_writes_think_mode_records_with_their_provenance(sft_runs):
+    sdir = sft_runs / "tiny" / "synth"
+    train, test = records(sdir / "data" / "train.jsonl"), records(sdir / "data" / "test.jsonl")
+    assert len(train) + len(test) == 30 and test and train
+    assert not {r["prompt_id"] for r in train} & {r["prompt_id"] for r in test}
+    teacher = str(sft_runs / "tiny" / "midtrain" / "hf")
+    for r in train + test:
+        assert r["model"] == teacher and r["mode"] == "think" and r["chat_template_kwargs"] == {"enable_thinking": True}
+        assert r["settings"]["temperature"] == 0.6 and r["settings"]["top_p"] == 0.95
+        assert r["settings"]["max_new_tokens"] == 48
+        user, answer = r["messages"]
+        assert user["role"] == "user" and answer["role"] == "assistant" and answer["content"].strip()
+    m = json.loads((sdir / "manifest.json").read_text())
+    assert m["status"] == "completed" and m["inputs"][0]["stage"] == "midtrain"
+    # how often the (weak, tiny) teacher wrote the think format is measured, whatever it is
+    assert 0.0 <= m["metrics"]["closes_think"] <= m["metrics"]["opens_think"] <= 1.0, m["metrics"]
+
+
+@pytest.mark.slow
+def test_synth_killed_halfway_generates_only_the_missing_prompts(sft_runs, tmp_path):
+    runs = tmp_path / "runs"
+    for name in ("data", "midtrain", "synth"):
+        shutil.copytree(sft_runs / "tiny" / name, runs / "tiny" / name)
+    sdir = runs / "tiny" / "synth"
+    kept = records(sdir / "records.jsonl")[:12]
+    (sdir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"prompt_id": "cut')
+    m = json.loads((sdir / "manifest.json").read_text())
+    (sdir / "manifest.json").write_text(json.dumps({**m, "status": "running"}))  # as a kill leaves it
+    out = stage(runs, "synth", *SYNTH)
+    assert "12 already answered" in out.stdout and "generating 18" in out.stdout, out.stdout[-2000:]
+    again = records(sdir / "data" / "train.jsonl") + records(sdir / "data" / "test.jsonl")
+    by_id = {r["prompt_id"]: r for r in again}
+    assert len(by_id) == 30 and all(by_id[r["prompt_id"]] == r for r in kept)
+    assert "up to date" in stage(runs, "synth", *SYNTH).stdout
+
+
+@pytest.mark.slow
+def test_sft_lowers_the_held_out_loss_and_its_template_renders_both_modes(sft_runs):
+    sdir = sft_runs / "tiny" / "sft"
+    m = json.loads((sdir / "manifest.json").read_text())
+    assert m["status"] == "completed"
+    assert {i["stage"] for i in m["inputs"]} == {"midtrain", "synth"}
+    metrics = m["metrics"]
+    assert metrics["heldout_loss_after"] < metrics["heldout_loss_before"] - 0.1, metrics
+    for k in ("think_rate_think_before", "think_rate_no_think_before", "think_rate_think_after",
+              "think_rate_no_think_after"):
+        assert 0.0 <= metrics[k] <= 1.0, (k, metrics)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(sdir / "hf")
+    assert tok.chat_template == (REPO / "posttrain" / "chat_template.jinja").read_text()
+    assert tok.eos_token == "<|im_end|>"
+    model = AutoModelForCausalLM.from_pretrained(sdir / "hf")
+    reference = AutoTokenizer.from_pretrained(sdir / "hf")
+    reference.chat_template = (REPO / "posttrain" / "chat_template.jinja").read_text()
+    messages = [{"role": "user", "content": "What is a computer?"}]
+    for think in (True, False):
+        kw = {"enable_thinking": think, "today_date": "01 July 2025", "add_generation_prompt": True}
+        text = tok.apply_chat_template(messages, tokenize=False, **kw)
+        assert text == reference.apply_chat_template(messages, tokenize=False, **kw)
+        assert text.endswith("<|im_start|>assistant\n" + ("" if think else "<think>\n\n</think>\n"))
+        ids = tok(text, return_tensors="pt", add_special_tokens=False)
+        assert model.generate(**ids, max_new_tokens=4, do_sample=False).shape[1] > ids["input_ids"].shape[1]
+
+
+@pytest.mark.slow
+def test_sft_raises_the_think_mode_probability_of_opening_a_think_block(sft_runs):
+    """What 40 tiny steps do (measured, README): the mean log-probability that a think-mode answer opens with
+    `<think>` rises by far; greedy answers do not open one yet in either mode, and the no-think figure rises
+    as much: the tiny model does NOT follow the mode, and the manifest says so in numbers."""
+    metrics = json.loads((sft_runs / "tiny" / "sft" / "manifest.json").read_text())["metrics"]
+    assert metrics["think_logprob_think_after"] > metrics["think_logprob_think_before"] + 2.0, metrics
+    assert metrics["mode_prompts_after"] == 40
+
+
+@pytest.mark.slow
+def test_chat_cli_answers_in_both_modes(sft_runs):
+    hf = sft_runs / "tiny" / "sft" / "hf"
+    for flag in ("--think", "--no-think"):
+        out = run_cli("posttrain", "chat", hf, flag, "What is a computer?", "--max-new-tokens", "16")
+        assert out.returncode == 0 and out.stdout.startswith(("[think]\n", "[answer]\n")), out.stderr[-2000:]
+    bad = run_cli("posttrain", "chat", sft_runs / "nowhere", "hi")
+    assert bad.returncode == 2 and "no config.json" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
