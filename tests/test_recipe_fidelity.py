@@ -36,7 +36,7 @@ def test_plan_json_has_the_contract_keys(plan):
     for row in plan.values():
         assert keys <= set(row), keys - set(row)
     assert list(plan) == ["data", "pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k",
-                          "longctx-64k", "midtrain", "sft", "apo", "merge", "eval"]
+                          "longctx-64k", "midtrain", "synth", "sft", "apo", "merge", "eval"]
 
 
 def test_plan_table_prints_every_stage():
