@@ -72,17 +72,10 @@ show: setup
 $(STAGES): setup
 	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES) $(RESUME_FLAG)
 
-# TRL stages (midtrain, sft, apo): one process in place, several GPUs through accelerate + DeepSpeed ZeRO-3;
-# LAUNCHER=slurm writes the accelerate config and an sbatch script for the recipe's nodes (DRY_RUN=1 prints them).
-$(TRL_STAGES): setup
-ifeq ($(LAUNCHER),slurm)
-	$(PY) -m pipeline launch $(RECIPE)/$@.yaml $(OVERRIDES) --launcher slurm $(if $(DRY_RUN),--dry-run) $(RESUME_FLAG)
-else
-	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES) $(RESUME_FLAG)
-endif
-
-# Nanotron stages run under torchrun (CPU + gloo for tiny); LAUNCHER=slurm writes and submits an sbatch script.
-$(NANOTRON_STAGES): setup
+# Training stages. Nanotron stages (pretrain-*, longctx-*) run under torchrun (CPU + gloo for tiny); TRL stages
+# (midtrain, sft, apo) run in place on one process, through accelerate + DeepSpeed ZeRO-3 on several GPUs.
+# LAUNCHER=slurm writes (and submits) an sbatch script for the recipe's nodes; DRY_RUN=1 prints it instead.
+$(TRL_STAGES) $(NANOTRON_STAGES): setup
 ifeq ($(LAUNCHER),slurm)
 	$(PY) -m pipeline launch $(RECIPE)/$@.yaml $(OVERRIDES) --launcher slurm $(if $(DRY_RUN),--dry-run) $(RESUME_FLAG)
 else

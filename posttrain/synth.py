@@ -23,26 +23,14 @@ import zlib
 from pathlib import Path
 
 from recipes.loader import RecipeError, display
-from rundir import StageRun, input_record, read_manifest, stage_dir
+from rundir import StageRun, input_record
 
 
-def teacher(r) -> tuple[str, str | None, Path | None]:
-    """(what from_pretrained loads, revision, the input recorded in the manifest); checked before any write."""
-    if r.teacher is not None:
-        local = Path(r.teacher.from_)
-        if not local.exists():
-            return r.teacher.from_, r.teacher.revision, None  # a Hub id (cluster runs)
-        folder, key, recorded = local, "teacher.from", local
-    else:
-        folder, key = stage_dir(r.run, r.teacher_from) / "hf", "teacher_from"
-        m = read_manifest(folder.parent)
-        if not m or m.get("status") != "completed":
-            raise RecipeError(display(folder.parent), key, f"{r.teacher_from} has not completed: run it first "
-                              f"(make {r.teacher_from}), or name a model with teacher.from")
-        recorded = folder.parent
-    if not (folder / "config.json").is_file():
-        raise RecipeError(display(folder), key, "not a Hugging Face model folder (no config.json)")
-    return str(folder), None, recorded
+def teacher(r):
+    """The teacher: `teacher.from` when set, else the `hf/` folder of the stage `teacher_from` names."""
+    from posttrain.trl_stage import find_model
+
+    return find_model(r, r.teacher, r.teacher_from, ("teacher.from", "teacher_from"))
 
 
 def prompt_of(messages: list[dict]) -> list[dict]:

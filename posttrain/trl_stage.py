@@ -36,25 +36,32 @@ CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\
 HELD_OUT = (0.005, 1000)  # a carved-off held-out slice: this fraction of the mixture, at most this many
 
 
-def input_model(r):
-    """(what from_pretrained loads, its revision, the input recorded in the manifest): `init.from` (a local HF
-    folder, or a Hub id on a cluster) when set, else the `hf/` folder of the stage `init_from` names.
-    Checked before anything is written."""
-    if r.init is not None:
-        local = Path(r.init.from_)
+def find_model(r, model, stage, keys=("init.from", "init_from")):
+    """(what from_pretrained loads, its revision, the input recorded in the manifest) for a model the recipe
+    names: `model` (an Init: a local HF folder, or a Hub id on a cluster) when set, else the `hf/` folder of
+    the pipeline stage `stage`. `keys` name the two recipe fields in errors. Checked before anything is written."""
+    model_key, stage_key = keys
+    if model is not None:
+        local = Path(model.from_)
         if not local.exists():  # a Hub id: downloaded by from_pretrained (cluster runs)
-            return r.init.from_, r.init.revision, None
-        folder, key = local, "init.from"
+            return model.from_, model.revision, None
+        folder, key, recorded = local, model_key, local
     else:
-        folder, key = stage_dir(r.run, r.init_from) / "hf", "init_from"
+        folder, key = stage_dir(r.run, stage) / "hf", stage_key
         m = read_manifest(folder.parent)
         if not m or m.get("status") != "completed":
-            raise RecipeError(display(folder.parent), "init_from", f"{r.init_from} has not completed: run it first "
-                              f"(make {r.init_from}), or start from a model with init.from")
+            raise RecipeError(display(folder.parent), stage_key, f"{stage} has not completed: run it first "
+                              f"(make {stage}), or name a model with {model_key}")
+        recorded = folder.parent
     if not (folder / "config.json").is_file() or not list(folder.glob("*.safetensors")):
         raise RecipeError(display(folder), key, "not a complete Hugging Face model folder (config.json and "
                           "safetensors weights)")
-    return str(folder), None, folder.parent if folder.name == "hf" and r.init is None else folder
+    return str(folder), None, recorded
+
+
+def input_model(r):
+    """The model a TRL stage starts from: `init.from` when set, else the output of the stage `init_from` names."""
+    return find_model(r, r.init, r.init_from)
 
 
 SMOLLM3_TEMPLATE = Path(__file__).with_name("chat_template.jinja")  # the dual-mode template (/think, /no_think)
