@@ -113,5 +113,8 @@ def split_think(text: str) -> tuple[Optional[str], str]:
 
 
 def opens_think(text: str) -> bool:
-    """Does a generation open a think block (its first non-blank characters are `<think>`)?"""
-    return text.lstrip().startswith("<think>")
+    """Does a generation open a think block with something in it (its first non-blank characters are `<think>`,
+    and non-blank text follows before any `</think>`)? An empty `<think>\n\n</think>` block, the no-think
+    form, does not count."""
+    body = text.lstrip()
+    return body.startswith("<think>") and bool(body[len("<think>"):].partition("</think>")[0].strip())

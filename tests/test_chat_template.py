@@ -116,10 +116,10 @@ def test_a_misplaced_system_message_is_an_error_not_silently_dropped(tok):
 
 
 @pytest.mark.parametrize("think", [True, False])
-def test_the_loss_mask_covers_exactly_the_assistant_answers(tok, think):
-    """{% generation %} spans: what the model writes after `<|im_start|>assistant\\n` (and, in no-think mode,
-    after the prefilled empty think block), up to and including `<|im_end|>`: nothing of the system, user or
-    tool turns."""
+def test_the_loss_mask_covers_exactly_the_assistant_turns(tok, think):
+    """{% generation %} spans, as in the authors' template: each whole assistant turn, from
+    `<|im_start|>assistant\n` (with, in no-think mode, the prefilled empty think block) to `<|im_end|>\n`:
+    nothing of the system, user or tool turns."""
     messages = [{"role": "user", "content": "first question"}, {"role": "assistant", "content": "first answer"},
                 {"role": "tool", "content": "tool output"}, {"role": "assistant", "content": "second answer"}]
     out = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
@@ -133,4 +133,5 @@ def test_the_loss_mask_covers_exactly_the_assistant_answers(tok, think):
             spans.append(tok.decode(current))
             current = []
     spans += [tok.decode(current)] if current else []
-    assert spans == ["first answer<|im_end|>", "second answer<|im_end|>"]
+    opening = "<|im_start|>assistant\n" + ("" if think else EMPTY_THINK)
+    assert spans == [f"{opening}first answer<|im_end|>\n", f"{opening}second answer<|im_end|>\n"]

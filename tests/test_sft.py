@@ -12,7 +12,7 @@ from tests.nanotron_stages import stage
 
 SYNTH = ["prompts=[{dataset: 'builtin:reasoning-prompts', split: train, weight: 0.25, columns: [messages]}]",
          "sampling.max_new_tokens=48"]  # 30 of the 120 prompts, short answers
-SFT = []  # the tiny recipe as it is: 40 steps
+SFT = []  # the tiny recipe as it is: 150 steps
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +96,24 @@ def test_sft_lowers_the_held_out_loss_and_its_template_renders_both_modes(sft_ru
 
 
 @pytest.mark.slow
-def test_sft_raises_the_think_mode_probability_of_opening_a_think_block(sft_runs):
-    """What 40 tiny steps do (measured, README): the mean log-probability that a think-mode answer opens with
-    `<think>` rises by far; greedy answers do not open one yet in either mode, and the no-think figure rises
-    as much: the tiny model does NOT follow the mode, and the manifest says so in numbers."""
+def test_after_sft_the_tiny_model_follows_the_mode(sft_runs):
+    """On 40 held-out prompts (greedy): before SFT no answer opens a think block in either mode; after SFT most
+    think-mode answers open one with text in it, and no-think answers (after the prefilled empty block) rarely
+    do (README: 1.00 / 0.00 on make smoke)."""
     metrics = json.loads((sft_runs / "tiny" / "sft" / "manifest.json").read_text())["metrics"]
-    assert metrics["think_logprob_think_after"] > metrics["think_logprob_think_before"] + 2.0, metrics
     assert metrics["mode_prompts_after"] == 40
+    assert metrics["think_rate_think_before"] <= 0.1 and metrics["think_rate_no_think_before"] <= 0.1, metrics
+    assert metrics["think_rate_think_after"] > 0.5, metrics
+    assert metrics["think_rate_no_think_after"] < 0.2, metrics
+    assert metrics["think_logprob_think_after"] > metrics["think_logprob_think_before"] + 2.0, metrics
+
+
+def test_an_empty_think_block_is_not_thinking():
+    from posttrain.generate import opens_think
+
+    assert opens_think("<think>\nFirst, 2 + 2") and opens_think("  <think>\nx\n</think>\nA")
+    assert not opens_think("<think>\n\n</think>\nAnswer: 4") and not opens_think("Answer: <think>")
+    assert not opens_think("<think>\n")
 
 
 @pytest.mark.slow
