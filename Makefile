@@ -14,7 +14,7 @@ DRY_RUN ?=
 RESUME ?=
 RESUME_FLAG := $(if $(RESUME),--$(RESUME))
 NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k longctx-64k
-STAGES := data synth merge
+STAGES := data synth prefs merge
 TRL_STAGES := midtrain sft apo
 
 .PHONY: help setup test test-fast lint golden smoke all plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report

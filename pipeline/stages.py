@@ -11,24 +11,17 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
 
 from recipes.derive import derived
 from recipes.loader import RecipeError, display, load_recipe, load_stage
 
 NANOTRON_KINDS = ("pretrain", "longctx")
 TRL_KINDS = ("midtrain", "sft", "apo")
-RESUMING_KINDS = NANOTRON_KINDS + ("midtrain", "sft")  # stages that continue checkpoints: run(recipe, resume)
-
-# Kinds the recipes describe that this version of the repository cannot run yet, in the user's words.
-NOT_BUILT = {
-    "apo": "APO preference alignment (TRL) is not built yet",
-    "merge": "model merging (mergekit) is not built yet",
-}
+RESUMING_KINDS = NANOTRON_KINDS + TRL_KINDS  # stages that continue checkpoints: run(recipe, resume)
 
 
-def stage_module(kind: str) -> Optional[ModuleType]:
-    """The module that runs a stage of this kind, or None while that kind is not built."""
+def stage_module(kind: str) -> ModuleType:
+    """The module that runs a stage of this kind (every kind of recipes.loader.KINDS has one)."""
     if kind == "data":
         from pretrain.data import stage
         return stage
@@ -44,10 +37,19 @@ def stage_module(kind: str) -> Optional[ModuleType]:
     if kind == "sft":
         from posttrain import sft_stage
         return sft_stage
+    if kind == "prefs":
+        from posttrain import prefs
+        return prefs
+    if kind == "apo":
+        from posttrain import apo_stage
+        return apo_stage
+    if kind == "merge":
+        from merge import stage
+        return stage
     if kind == "eval":
         from eval import stage
         return stage
-    return None
+    raise ValueError(f"no stage module for kind {kind!r}")
 
 
 def in_torchrun_rank() -> bool:
@@ -60,10 +62,6 @@ def run_stage(path, overrides=(), resume: str = "refuse") -> int:
     the same training recipe), fresh or continue (see rundir.resume)."""
     recipe = load_stage(path, overrides)
     module = stage_module(recipe.kind)
-    if module is None:
-        print(f"{path}: stage {recipe.stage}: {NOT_BUILT[recipe.kind]} in this version of the repository",
-              file=sys.stderr)
-        return 3
     if resume != "refuse" and recipe.kind not in RESUMING_KINDS:
         raise RecipeError(display(path), "", f"--{resume} applies to stages that resume checkpoints "
                                              f"({', '.join(RESUMING_KINDS)}), not to a {recipe.kind} stage")
@@ -89,23 +87,16 @@ def run_stage(path, overrides=(), resume: str = "refuse") -> int:
 
 
 def run_pipeline(directory, overrides=()) -> int:
-    """Every stage in pipeline order. Stages not built yet are skipped with a note (the later ones that
-    need them are not built either; eval scores whatever checkpoints exist), then listed at the end."""
+    """Every stage in pipeline order, each skipped when its manifest says it completed with the same recipe
+    and inputs; the first failure stops the pipeline."""
     directory = Path(directory)
     recipes = load_recipe(directory, overrides)  # validate everything before running anything
-    names, missing = list(recipes), []
-    for i, (name, recipe) in enumerate(recipes.items()):
+    names = list(recipes)
+    for i, name in enumerate(names):
         print(f"=== [{i + 1}/{len(names)}] {name} ===", flush=True)
-        if stage_module(recipe.kind) is None:
-            print(f"[{name}] skipped: {NOT_BUILT[recipe.kind]}", flush=True)
-            missing.append(name)
-            continue
         rc = run_stage(directory / f"{name}.yaml", overrides)
         if rc:
             print(f"pipeline stopped: {name} failed (exit {rc})", file=sys.stderr)
             return rc
-    if missing:
-        print(f"pipeline done, except the stages not built yet: {', '.join(missing)}")
-    else:
-        print(f"pipeline complete: {', '.join(names)}")
+    print(f"pipeline complete: {', '.join(names)}")
     return 0

@@ -9,7 +9,8 @@
 - `builtin:preference-prompts` (the tiny preference pairs, `make prefs`): problems of the same generators in
   neither of the two sets above, with the `answer` a correct solution ends with (to check the strong model).
 - `builtin:preferences` (APO, no-think mode): chatterbot questions, the corpus answer as `chosen` and another
-  question's answer as `rejected`: the tiny stand-in for the Tulu 3 preference mixture.
+  question's answer or the answer cut off mid-sentence as `rejected`: the tiny stand-in for the Tulu 3
+  preference mixture.
 - `builtin:chats-no-think` (SFT, no-think mode): the English question / answer pairs of the PyPI package
   `chatterbot-corpus` (BSD), one or two turns per conversation.
 - `builtin:reasoning-answers` (SFT, no-think mode): the reasoning-chats conversations answered directly, the
@@ -96,16 +97,21 @@ def preference_prompts() -> list[dict]:
 
 def preferences(split: str) -> list[dict]:
     """Local non-reasoning preference pairs (the tiny stand-in for the Tulu 3 preference mixture): a chatterbot
-    question, its corpus answer as `chosen` and the answer to another question of the same split as `rejected`
-    (an off-topic reply), in no-think mode."""
+    question and its corpus answer as `chosen`; as `rejected`, in turn, the answer to another question of the
+    same split (an off-topic reply) or, for answers of six words or more, its first half (cut off
+    mid-sentence); in no-think mode."""
     r = random.Random(PAIR_SEED)
     singles = [(c["messages"][i]["content"], c["messages"][i + 1]["content"]) for c in chatterbot_chats(split)
                for i in range(0, len(c["messages"]), 2)]
     out = []
     for i, (question, answer) in enumerate(singles):
-        other_question, other = question, answer
-        while other_question == question or other == answer:
-            other_question, other = singles[r.randrange(len(singles))]
+        words = answer.split()
+        if i % 2 and len(words) >= 6:  # an answer cut off mid-sentence
+            other = " ".join(words[:len(words) // 2]).rstrip(".,;:!?")
+        else:  # an off-topic reply
+            other_question, other = question, answer
+            while other_question == question or other == answer:
+                other_question, other = singles[r.randrange(len(singles))]
         out.append({"id": f"{split}-pair-{i:04d}", "prompt": [{"role": "user", "content": question}],
                     "chosen": [{"role": "assistant", "content": answer}],
                     "rejected": [{"role": "assistant", "content": other}],

@@ -53,7 +53,7 @@ def render(tok, messages: list[dict], kwargs: Optional[dict]) -> str:
 
 def _answer(tok, ids) -> str:
     """The generated tokens up to (not including) the first eos or pad token, decoded."""
-    ids = list(ids)
+    ids = [int(t) for t in ids]  # ints: a tensor element is never `in` a set of ints
     stops = {tok.eos_token_id, tok.pad_token_id} - {None}
     end = next((i for i, t in enumerate(ids) if t in stops), len(ids))
     return tok.decode(ids[:end], skip_special_tokens=False)

@@ -40,11 +40,7 @@ def load_split(d, split: str, where: str, key: str, run: str = None):
             raise RecipeError(where, f"{key}.dataset", f"unknown builtin dataset or split (got {d.dataset} {split}; "
                               f"known: {', '.join('builtin:' + n for n in builtin_chats.NAMES)})") from None
     if d.dataset.startswith("stage:"):  # what a stage of this run wrote (make synth: runs/<run>/synth/data)
-        stage = d.dataset.removeprefix("stage:")
-        m = read_manifest(stage_dir(run, stage))
-        if not m or m.get("status") != "completed":
-            raise RecipeError(where, f"{key}.dataset", f"{stage} has not completed: run it first (make {stage})")
-        local = stage_dir(run, stage) / "data"
+        local = stage_data(d, where, key, run)
     else:
         local = Path(d.dataset)
     if local.exists():
@@ -59,10 +55,23 @@ def load_split(d, split: str, where: str, key: str, run: str = None):
     return datasets.load_dataset(d.dataset, d.config, split=split)
 
 
-def stage_inputs(recipe, datasets=None) -> list[Path]:
-    """The run directories of the stages whose output the mixture reads (`stage:<name>` datasets)."""
-    return [stage_dir(recipe.run, d.dataset.removeprefix("stage:")) for d in (datasets or recipe.datasets)
-            if d.dataset.startswith("stage:")]
+def stage_data(d, where: str, key: str, run: str) -> Path:
+    """The data folder of a `stage:<name>` dataset; refused unless that stage has completed."""
+    stage = d.dataset.removeprefix("stage:")
+    m = read_manifest(stage_dir(run, stage))
+    if not m or m.get("status") != "completed":
+        raise RecipeError(where, f"{key}.dataset", f"{stage} has not completed: run it first (make {stage})")
+    return stage_dir(run, stage) / "data"
+
+
+def stage_inputs(recipe, datasets=None, field: str = "datasets") -> list[Path]:
+    """The run directories of the stages whose output the mixture reads (`stage:<name>` datasets), each
+    checked to have completed (before the reader writes anything)."""
+    out = []
+    for i, d in enumerate(recipe.datasets if datasets is None else datasets):
+        if d.dataset.startswith("stage:"):
+            out.append(stage_data(d, recipe.file_of(f"{field}.{i}"), f"{field}.{i}", recipe.run).parent)
+    return out
 
 
 def _template_kwargs(example, mode, date):
@@ -75,12 +84,10 @@ def _template_kwargs(example, mode, date):
     return {"chat_template_kwargs": kw}
 
 
-def mixture(recipe, split: str = None, datasets=None):
-    """The stage's training mixture (each dataset's own split), or the `split` of every dataset. `datasets`:
-    another list of the recipe than `recipe.datasets` (a synth stage's prompts)."""
-    import datasets as hf_datasets
-
-    parts, field = [], "datasets" if datasets is None else "prompts"
+def mixture_parts(recipe, split: str = None, datasets=None, field: str = "datasets") -> list:
+    """Each dataset's kept examples (its own split, or `split`), in the order of `datasets` (default: the
+    recipe's `datasets`; `field` names the recipe field they come from, for errors)."""
+    parts = []
     date = getattr(recipe, "template_date", None)
     for i, d in enumerate(recipe.datasets if datasets is None else datasets):
         key = f"{field}.{i}"
@@ -97,4 +104,14 @@ def mixture(recipe, split: str = None, datasets=None):
         ds = ds.select_columns(d.columns).shuffle(seed=recipe.dataset_seed).select(range(keep))
         ds = ds.map(_template_kwargs, fn_kwargs={"mode": d.mode, "date": date})
         parts.append(ds)
+    return parts
+
+
+def mixture(recipe, split: str = None, datasets=None, field: str = None):
+    """The stage's training mixture (each dataset's own split), or the `split` of every dataset. `datasets`:
+    another list of the recipe than `recipe.datasets` (a synth stage's prompts), `field` its name."""
+    import datasets as hf_datasets
+
+    field = field or ("datasets" if datasets is None else "prompts")
+    parts = mixture_parts(recipe, split, datasets, field)
     return hf_datasets.concatenate_datasets(parts).shuffle(seed=recipe.dataset_seed)

@@ -40,7 +40,18 @@ def think_logprob(model, tokenizer, text: str) -> float:
         return float(model(input_ids=ids).logits[0, -1].float().log_softmax(-1)[think])
 
 
-def think_rates(model, tokenizer, heldout, batch_size: int = 20) -> dict:
+def probe_conversations(n: int = N_PROMPTS) -> dict:
+    """A fixed probe set for models without a held-out split of their own (the merge stage): the first user
+    turns of the local held-out conversations, chit-chat (chatterbot-corpus test questions) and worked problems
+    (the reasoning-chats test split) in turn; none of them is in any training split."""
+    from posttrain.builtin_chats import chatterbot_chats, conversations
+
+    chats, problems = chatterbot_chats("test"), conversations("test")
+    mixed = [c["messages"] for pair in zip(chats, problems) for c in pair]
+    return {"messages": mixed[:2 * n]}
+
+
+def think_rates(model, tokenizer, heldout, batch_size: int = 20, label: str = "sft") -> dict:
     prompts = held_out_prompts(heldout)
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     training = model.training
@@ -60,7 +71,7 @@ def think_rates(model, tokenizer, heldout, batch_size: int = 20) -> dict:
         tokenizer.padding_side = side
         model.train(training)
     rates["mode_prompts"] = len(prompts)
-    print(f"[sft] mode following on {len(prompts)} held-out prompts: opens <think> in think mode "
+    print(f"[{label}] mode following on {len(prompts)} held-out prompts: opens <think> in think mode "
           f"{rates['think_rate_think']:.2f}, in no-think mode {rates['think_rate_no_think']:.2f}; mean log p(<think> "
           f"first) {rates['think_logprob_think']:.2f} vs {rates['think_logprob_no_think']:.2f}", flush=True)
     return rates

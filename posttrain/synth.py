@@ -49,16 +49,18 @@ def is_test(pid: str, fraction: float) -> bool:
     return fraction > 0 and zlib.crc32(pid.encode()) % 10_000 < fraction * 10_000
 
 
-def prompts(r) -> list[tuple[str, list[dict]]]:
+def prompts(r, datasets=None) -> list[tuple[str, list[dict], dict]]:
+    """(prompt id, prompt, the example) of each distinct prompt of `datasets` (default: the recipe's prompts):
+    from each example's `messages`, or its `chosen` conversation (a preference dataset's)."""
     from posttrain.mixture import mixture
 
     rows, seen = [], set()
-    for ex in mixture(r, datasets=r.prompts):
-        p = prompt_of(ex["messages"])
+    for ex in mixture(r, datasets=datasets or r.prompts):
+        p = prompt_of(ex["messages"] if "messages" in ex else ex["chosen"])  # or a preference dataset's conversation
         pid = prompt_id(ex, p)
         if p and pid not in seen:
             seen.add(pid)
-            rows.append((pid, p))
+            rows.append((pid, p, ex))
     if not rows:
         raise RecipeError(r.file_of("prompts"), "prompts", "no conversation with a user turn")
     return rows
@@ -77,60 +79,77 @@ def read_records(path: Path) -> dict:
     return out
 
 
-def _write_jsonl(path: Path, rows) -> None:
+def write_jsonl(path: Path, rows) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     os.replace(tmp, path)
 
 
-def run(r) -> None:
-    from posttrain.generate import Sampling, generate_batches, vllm_available
+def check_backend(r) -> None:
+    from posttrain.generate import vllm_available
 
-    model, revision, recorded = teacher(r)
     if r.backend == "vllm" and not vllm_available():
         raise RecipeError(r.file_of("backend"), "backend", "vllm is not installed (requirements-gpu.txt): install "
                           "it or set backend=transformers")
+
+
+def answer_all(r, found, from_stage: bool, todo_all, records_file: Path, label: str,
+               template: str = None) -> tuple[dict, int]:
+    """Every prompt of `todo_all` answered by the model `found` (find_model's triple; `from_stage`: it is a
+    pipeline stage's output) in the recipe's mode and sampling settings: ({prompt_id: record}, how many were
+    generated now). Records already in `records_file` from the same model, settings and mode are kept; the
+    others are generated and appended batch by batch (flushed: a kill loses at most the batch in flight).
+    `template`: a chat template for a model whose tokenizer has none."""
+    from posttrain.generate import Sampling, generate_batches
+
+    model, revision, recorded = found
+    settings = {"temperature": r.sampling.temperature, "top_p": r.sampling.top_p,
+                "max_new_tokens": r.sampling.max_new_tokens, "seed": r.seed, "backend": r.backend}
+    # the model's identity: the manifest hash of the stage it comes from (a rebuilt model invalidates the
+    # records, a moved run directory does not), else the model id or folder and its revision
+    ident = (input_record(recorded)["manifest_sha256"] if from_stage else None) or f"{model}@{revision}"
+    done = {k: v for k, v in read_records(records_file).items()
+            if v.get("teacher_id") == ident and v.get("settings") == settings and v.get("mode") == r.mode}
+    todo = [(pid, p) for pid, p, _ in todo_all if pid not in done]
+    print(f"[{label}] {len(todo_all)} prompts, {len(done)} already answered by {model}: generating {len(todo)}",
+          flush=True)
+    kwargs = {"enable_thinking": r.mode == "think"}
+    sampling = Sampling(r.sampling.temperature, r.sampling.top_p, r.sampling.max_new_tokens, r.seed)
+    with open(records_file, "a") as f:
+        for start, answers in generate_batches(model, [p for _, p in todo], [kwargs] * len(todo), sampling,
+                                               r.batch_size, backend=r.backend, revision=revision, label=label,
+                                               template=template):
+            for (pid, p), answer in zip(todo[start:start + len(answers)], answers):
+                rec = {"prompt_id": pid, "messages": p + [{"role": "assistant", "content": answer}],
+                       "chat_template_kwargs": kwargs, "mode": r.mode, "model": model, "revision": revision,
+                       "teacher_id": ident, "settings": settings}
+                done[pid] = rec
+                f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    return done, len(todo)
+
+
+def run(r) -> None:
+    found = teacher(r)
+    check_backend(r)
     todo_all = prompts(r)
-    with StageRun(r, inputs=[recorded] if recorded else []) as run_:
+    with StageRun(r, inputs=[found[2]] if found[2] else []) as run_:
         if run_.skip:
             return
         data = run_.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        records_file = run_.dir / "records.jsonl"
-        settings = {"temperature": r.sampling.temperature, "top_p": r.sampling.top_p,
-                    "max_new_tokens": r.sampling.max_new_tokens, "seed": r.seed, "backend": r.backend}
-        # the teacher's identity: the manifest hash of the stage it comes from (a rebuilt teacher invalidates the
-        # records, a moved run directory does not), else the model id or folder and its revision
-        ident = (input_record(recorded)["manifest_sha256"] if recorded is not None and r.teacher is None
-                 else None) or f"{model}@{revision}"
-        done = {k: v for k, v in read_records(records_file).items()
-                if v.get("teacher_id") == ident and v.get("settings") == settings and v.get("mode") == r.mode}
-        todo = [(pid, p) for pid, p in todo_all if pid not in done]
-        print(f"[synth] {len(todo_all)} prompts, {len(done)} already answered by {model}: generating {len(todo)}",
-              flush=True)
-        kwargs = {"enable_thinking": r.mode == "think"}
-        sampling = Sampling(r.sampling.temperature, r.sampling.top_p, r.sampling.max_new_tokens, r.seed)
-        with open(records_file, "a") as f:
-            for start, answers in generate_batches(model, [p for _, p in todo], [kwargs] * len(todo), sampling,
-                                                   r.batch_size, backend=r.backend, revision=revision, label="synth"):
-                for (pid, p), answer in zip(todo[start:start + len(answers)], answers):
-                    rec = {"prompt_id": pid, "messages": p + [{"role": "assistant", "content": answer}],
-                           "chat_template_kwargs": kwargs, "mode": r.mode, "model": model, "revision": revision,
-                           "teacher_id": ident, "settings": settings}
-                    done[pid] = rec
-                    f.write(json.dumps(rec) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-        order = [pid for pid, _ in todo_all]
+        done, generated = answer_all(r, found, r.teacher is None, todo_all, run_.dir / "records.jsonl", "synth")
+        order = [pid for pid, _, _ in todo_all]
         splits = {"train": [done[p] for p in order if not is_test(p, r.test_fraction)],
                   "test": [done[p] for p in order if is_test(p, r.test_fraction)]}
         for split, rows in splits.items():
-            _write_jsonl(data / f"{split}.jsonl", rows)
+            write_jsonl(data / f"{split}.jsonl", rows)
         opened = sum(rec["messages"][-1]["content"].lstrip().startswith("<think>") for rec in done.values())
         closed = sum("</think>" in rec["messages"][-1]["content"] for rec in done.values())
         run_.outputs += ["data/train.jsonl", "data/test.jsonl", "records.jsonl"]
-        run_.metrics.update(prompts=len(order), generated=len(todo), reused=len(order) - len(todo),
-                            train=len(splits["train"]), test=len(splits["test"]),
-                            opens_think=opened / len(order), closes_think=closed / len(order), teacher=model)
+        run_.metrics.update(prompts=len(order), generated=generated, reused=len(order) - generated,
+                            train=len(splits["train"]), test=len(splits["test"]), opens_think=opened / len(order),
+                            closes_think=closed / len(order), teacher=found[0])
         print(f"[synth] {len(splits['train'])} train / {len(splits['test'])} test conversations in {display(data)}; "
               f"{opened}/{len(order)} open a think block, {closed} close it", flush=True)

@@ -34,6 +34,7 @@ CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\
           "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
           "{% endif %}")  # alignment-handbook recipes/smollm3/sft/mid.yaml: plain ChatML
 HELD_OUT = (0.005, 1000)  # a carved-off held-out slice: this fraction of the mixture, at most this many
+DPO_LOGGED = ("rewards/margins", "rewards/accuracies")  # DPOTrainer's per-step figures kept in losses.jsonl
 
 
 def find_model(r, model, stage, keys=("init.from", "init_from")):
@@ -140,9 +141,10 @@ def callbacks(r, sdir: Path, inputs):
         def on_log(self, args, state, control, logs=None, **kw):
             if not logs or "loss" not in logs:
                 return
+            extra = {k: logs[k] for k in DPO_LOGGED if k in logs}  # APO: reward margin and accuracy per step
             with open(sdir / "losses.jsonl", "a") as f:
                 f.write(json.dumps({"step": state.global_step, "loss": logs["loss"],
-                                    "lr": logs.get("learning_rate"), "time": time.time()}) + "\n")
+                                    "lr": logs.get("learning_rate"), "time": time.time(), **extra}) + "\n")
             done = state.global_step - self.step0
             rate = done / max(time.time() - self.t0, 1e-9)
             eta = (state.max_steps - state.global_step) / rate if rate else math.inf
@@ -173,11 +175,11 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
     model_dir, revision, recorded = input_model(r)  # everything that can be refused is checked before any write
     template = chat_template(r)
     config = trl_config(r, cuda=cuda, output_dir=str(sdir / "checkpoints"))
-    if resume == "fresh":
-        set_aside(sdir)
     from posttrain.mixture import stage_inputs
 
     inputs = ([recorded] if recorded is not None else []) + stage_inputs(r)
+    if resume == "fresh":
+        set_aside(sdir)
     run_ = StageRun(r, inputs=inputs)
     if not run_.up_to_date():
         checkpoint, continued = resume_point(r, sdir / "checkpoints", resume, inputs)  # may refuse: before any write
@@ -198,18 +200,24 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
         train, heldout = held_out(r, mixture(r))
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(sdir / "tensorboard")  # read by transformers' callback
         trainer = build_trainer(model, tokenizer, train, heldout, config, callbacks(r, sdir, inputs))
-        before = trainer.evaluate()["eval_loss"]
+        evaluated = trainer.evaluate()
+        before = evaluated["eval_loss"]
         print(f"[{r.stage}] {len(train):,} training / {len(heldout):,} held-out examples; held-out loss before "
               f"{before:.4f}", flush=True)
         measured = {f"{k}_before": v for k, v in (measure(model, tokenizer, heldout) if measure else {}).items()}
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        after = trainer.evaluate()["eval_loss"]
+        evaluated = trainer.evaluate()
+        after = evaluated["eval_loss"]
+        measured.update({f"heldout_{k.replace('/', '_')}_after": evaluated[f"eval_{k}"] for k in DPO_LOGGED
+                         if f"eval_{k}" in evaluated})
         measured.update({f"{k}_after": v for k, v in (measure(trainer.model, tokenizer, heldout) if measure
                                                         else {}).items()})
         efficiency = packing_efficiency(trainer.train_dataset, r.max_length)
         save_hf(trainer, tokenizer, sdir / "hf")
         run_.outputs += ["hf", "checkpoints", "losses.jsonl"] + ["tensorboard"] * ("tensorboard" in r.report_to)
+        kept = [p.name for p in intact_checkpoints(sdir / "checkpoints")[0]]
         run_.metrics.update(heldout_loss_before=before, heldout_loss_after=after, steps=trainer.state.global_step,
+                            checkpoints=kept,
                             train_loss=result.training_loss, packing_efficiency=efficiency,
                             packing_strategy=r.packing_strategy if r.packing else None,
                             examples_train=len(train), examples_heldout=len(heldout), **measured)

@@ -12,7 +12,7 @@ from recipes.schema import ModelConfig, NanotronStage, TrlStage
 
 # Pipeline order of the stages (a recipe may define a subset).
 PIPELINE = ["data", "pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k", "longctx-64k",
-            "midtrain", "synth", "sft", "apo", "merge", "eval"]
+            "midtrain", "synth", "sft", "prefs", "apo", "merge", "eval"]
 
 GB = 1024**3
 

@@ -26,7 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 from recipes.schema import InvariantError, Mixture, StageRecipe
 
 META_KEYS = ("parent", "extends")
-KINDS = ("data", "pretrain", "longctx", "midtrain", "synth", "sft", "apo", "merge", "eval")
+KINDS = ("data", "pretrain", "longctx", "midtrain", "synth", "sft", "prefs", "apo", "merge", "eval")
 _STAGE_ADAPTER = TypeAdapter(StageRecipe)
 
 

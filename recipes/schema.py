@@ -341,6 +341,12 @@ class TrlStage(Common):
                                  f"per_device_train_batch_size ({per_pass}) (got {self.global_batch_size})")
         if self.kind == "apo" and (self.loss_type is None or self.beta is None):
             raise InvariantError("loss_type", "an apo stage needs loss_type and beta")
+        if self.kind == "apo" and self.padding_free:  # trl DPOTrainer.__init__: warns, then pads anyway
+            raise InvariantError("padding_free", "TRL 1.16's DPOTrainer ignores it (it pads every pair to the longest "
+                                 "of its batch): set false, and plan memory for padded pairs (got true)")
+        if self.kind != "apo" and (self.loss_type is not None or self.beta is not None):
+            key = "loss_type" if self.loss_type is not None else "beta"
+            raise InvariantError(key, f"applies to an apo stage only (got {getattr(self, key)})")
         if self.max_length > self.model.max_position_embeddings * 4:
             raise InvariantError("max_length", f"must be <= 4 x model.max_position_embeddings "
                                  f"({self.model.max_position_embeddings}, YaRN x2 leaves headroom) "
@@ -376,6 +382,38 @@ class SynthStage(Common):
         return self
 
 
+class PrefsStage(Common):
+    """Preference pairs for APO (`make prefs`): in the recipe's mode, a strong model's answer (chosen) and a
+    weak model's (rejected) to each prompt, plus the pairs of existing preference datasets."""
+
+    kind: Literal["prefs"]
+    strong_from: Optional[str] = None  # a pipeline stage whose hf/ folder answers for `chosen` (tiny recipe)
+    strong: Optional[Init] = None  # an HF folder or Hub id (published: Qwen/Qwen3-32B)
+    weak_from: Optional[str] = None
+    weak: Optional[Init] = None  # published: Qwen/Qwen3-0.6B
+    prompts: list[HubDataset] = []  # the first user turn of each conversation is the prompt
+    pairs: list[HubDataset] = []  # datasets that already hold prompt / chosen / rejected (Tulu 3 mixture)
+    dataset_seed: int
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0  # pairs (by prompt id hash) held out: the test split
+    mode: Literal["think", "no_think"]  # of the generated pairs; a `pairs` dataset has its own `mode`
+    sampling: Sampling
+    batch_size: Pos
+    backend: Literal["transformers", "vllm"]
+    max_length: Pos  # a pair whose rendered prompt + longer answer exceeds it is dropped (counted in the log)
+
+    @model_validator(mode="after")
+    def _models(self):
+        if not self.prompts and not self.pairs:
+            raise InvariantError("prompts", "set prompts (generated pairs), pairs (existing ones) or both (got none)")
+        if self.prompts:
+            for role in ("strong", "weak"):
+                if (getattr(self, role) is None) == (getattr(self, f"{role}_from") is None):
+                    raise InvariantError(role, f"set exactly one of {role} (a model) and {role}_from (a stage) "
+                                               f"(got {role} {getattr(self, role)}, {role}_from "
+                                               f"{getattr(self, role + '_from')})")
+        return self
+
+
 # ---------------------------------------------------------------------------------------- merge / eval
 class BlendInput(Strict):
     model: str  # 'soup' or a pipeline stage name
@@ -385,11 +423,22 @@ class BlendInput(Strict):
 class MergeStage(Common):
     kind: Literal["merge"]
     soup_from: str  # stage whose checkpoints go into the uniform soup
+    # which of its kept checkpoints (their steps); empty: all of them (the blog: "each APO checkpoint")
+    soup_steps: list[Pos] = []
     soup_method: Literal["linear"]
     soup_normalize: bool
     blend: list[BlendInput] = Field(min_length=1)
     blend_method: Literal["linear"]
     dtype: Literal["bfloat16", "float32"]
+
+    @model_validator(mode="after")
+    def _blend(self):
+        if [b.model for b in self.blend].count("soup") != 1:
+            raise InvariantError("blend", f"must name the soup exactly once (got {[b.model for b in self.blend]})")
+        names = [b.model for b in self.blend]
+        if len(set(names)) != len(names):
+            raise InvariantError("blend", f"names a model twice (got {names})")
+        return self
 
 
 class EvalStage(Common):
@@ -456,7 +505,7 @@ class Mixture(Strict):
         return self
 
 
-StageRecipe = Annotated[Union[DataStage, NanotronStage, TrlStage, SynthStage, MergeStage, EvalStage],
+StageRecipe = Annotated[Union[DataStage, NanotronStage, TrlStage, SynthStage, PrefsStage, MergeStage, EvalStage],
                         Field(discriminator="kind")]
 StageData.model_rebuild()
 DataStage.model_rebuild()

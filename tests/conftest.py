@@ -60,3 +60,31 @@ def midtrain_runs(chain, tmp_path_factory):
         shutil.copytree(chain / name, runs / "tiny" / name)
     stage(runs, "midtrain", *MID_FAST)
     return runs
+
+
+@pytest.fixture(scope="session")
+def sft_runs(midtrain_runs, chain, tmp_path_factory):
+    """A runs/ folder with the data, pretrain-stage1, the short mid-training, synth (30 prompts, short answers)
+    and the tiny recipe's SFT, shared by the SFT, APO and merge tests."""
+    from tests.nanotron_stages import SFT, SYNTH, stage
+
+    runs = tmp_path_factory.mktemp("sft") / "runs"
+    for name in ("data", "midtrain"):
+        shutil.copytree(midtrain_runs / "tiny" / name, runs / "tiny" / name)
+    shutil.copytree(chain / "pretrain-stage1", runs / "tiny" / "pretrain-stage1")
+    stage(runs, "synth", *SYNTH)
+    stage(runs, "sft", *SFT)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def apo_runs(sft_runs, tmp_path_factory):
+    """sft_runs plus `make prefs` (30 generated pairs, tests.nanotron_stages.PREFS) and the tiny recipe's APO."""
+    from tests.nanotron_stages import PREFS, stage
+
+    runs = tmp_path_factory.mktemp("apo") / "runs"
+    for name in ("data", "pretrain-stage1", "midtrain", "synth", "sft"):
+        shutil.copytree(sft_runs / "tiny" / name, runs / "tiny" / name)
+    stage(runs, "prefs", *PREFS)
+    stage(runs, "apo")
+    return runs

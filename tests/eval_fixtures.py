@@ -17,7 +17,12 @@ def _corpus():
         yield topics[key]
 
 
-def make_tiny_tokenizer(out_dir: Path, vocab_size: int = 2048):
+CHAT_SPECIALS = ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+
+
+def make_tiny_tokenizer(out_dir: Path, vocab_size: int = 2048, chat: bool = False):
+    """A small byte-level BPE trained on local text; `chat`: with the chat and think tokens, `<|im_end|>` as eos
+    and the smollm3 chat template (posttrain/chat_template.jinja)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -26,7 +31,7 @@ def make_tiny_tokenizer(out_dir: Path, vocab_size: int = 2048):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIALS,
+        special_tokens=SPECIALS + (CHAT_SPECIALS if chat else []),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -34,22 +39,25 @@ def make_tiny_tokenizer(out_dir: Path, vocab_size: int = 2048):
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
+        eos_token="<|im_end|>" if chat else "<|endoftext|>",
         pad_token="<|pad|>",
         model_max_length=2048,
     )
+    if chat:
+        fast.chat_template = (Path(__file__).resolve().parent.parent / "posttrain" / "chat_template.jinja").read_text()
     fast.save_pretrained(out_dir)
     return fast
 
 
-def make_tiny_model(out_dir: Path, seed: int = 0) -> Path:
-    """Write a random-init SmolLM3ForCausalLM (hidden 64, 4 layers) with its tokenizer to out_dir."""
+def make_tiny_model(out_dir: Path, seed: int = 0, chat: bool = False, **config_overrides) -> Path:
+    """Write a random-init SmolLM3ForCausalLM (hidden 64, 4 layers) with its tokenizer to out_dir (`chat`: the
+    chat tokenizer of make_tiny_tokenizer); `config_overrides` change the SmolLM3Config."""
     import torch
     from transformers import SmolLM3Config, SmolLM3ForCausalLM
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tok = make_tiny_tokenizer(out_dir)
+    tok = make_tiny_tokenizer(out_dir, chat=chat)
     config = SmolLM3Config(
         vocab_size=len(tok),
         hidden_size=64,
@@ -64,6 +72,8 @@ def make_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
+    for key, value in config_overrides.items():
+        setattr(config, key, value)
     torch.manual_seed(seed)
     model = SmolLM3ForCausalLM(config)
     model.save_pretrained(out_dir)

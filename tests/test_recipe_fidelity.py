@@ -36,7 +36,7 @@ def test_plan_json_has_the_contract_keys(plan):
     for row in plan.values():
         assert keys <= set(row), keys - set(row)
     assert list(plan) == ["data", "pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k",
-                          "longctx-64k", "midtrain", "synth", "sft", "apo", "merge", "eval"]
+                          "longctx-64k", "midtrain", "synth", "sft", "prefs", "apo", "merge", "eval"]
 
 
 def test_plan_table_prints_every_stage():
@@ -173,7 +173,9 @@ def test_sft_apo_midtrain_hyperparameters(plan, stages):
     assert {d.split: d.weight for d in sft.datasets}["OpenThoughts3_1.2M_think"] == 0.02
     assert (plan["sft"]["global_batch_seqs"], plan["sft"]["grad_accum"], plan["sft"]["gpus"]) == (128, 2, 64)
     assert (apo.loss_type, apo.beta, apo.lr, apo.num_train_epochs, apo.max_length) == ("apo_zero", 0.05, 1e-6, 1, 24576)
-    assert (apo.warmup_ratio, apo.padding_free) == (0.1, True)
+    # published padding_free true: TRL 1.16's DPOTrainer ignores it, so the recipe sets false and says so;
+    # published save_total_limit 1 would delete the checkpoints the merge averages, so all are kept
+    assert (apo.warmup_ratio, apo.padding_free, apo.save_steps, apo.save_total_limit) == (0.1, False, 0.5, None)
     assert [d.weight for d in apo.datasets] == [0.5, 0.25]
     assert (plan["apo"]["global_batch_seqs"], plan["apo"]["grad_accum"], plan["apo"]["gpus"]) == (32, 2, 16)
 

@@ -97,4 +97,4 @@ def test_child_recipe_applies_on_top_of_parent_stage(tmp_path):
 
 def test_check_command_validates_all_stages():
     out = run_cli("recipes", "check", TINY)
-    assert out.returncode == 0 and "12 stages valid" in out.stdout
+    assert out.returncode == 0 and "13 stages valid" in out.stdout

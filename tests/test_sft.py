@@ -8,21 +8,7 @@ import shutil
 import pytest
 from conftest import REPO, run_cli
 
-from tests.nanotron_stages import stage
-
-SYNTH = ["prompts=[{dataset: 'builtin:reasoning-prompts', split: train, weight: 0.25, columns: [messages]}]",
-         "sampling.max_new_tokens=48"]  # 30 of the 120 prompts, short answers
-SFT = []  # the tiny recipe as it is: 150 steps
-
-
-@pytest.fixture(scope="module")
-def sft_runs(midtrain_runs, tmp_path_factory):
-    runs = tmp_path_factory.mktemp("sft") / "runs"
-    for name in ("data", "midtrain"):
-        shutil.copytree(midtrain_runs / "tiny" / name, runs / "tiny" / name)
-    stage(runs, "synth", *SYNTH)
-    stage(runs, "sft", *SFT)
-    return runs
+from tests.nanotron_stages import SYNTH, stage
 
 
 def records(path):
@@ -42,6 +28,7 @@ def test_synth_writes_think_mode_records_with_their_provenance(sft_runs):
         assert r["settings"]["max_new_tokens"] == 48
         user, answer = r["messages"]
         assert user["role"] == "user" and answer["role"] == "assistant" and answer["content"].strip()
+        assert "<|im_end|>" not in answer["content"] and "<|pad|>" not in answer["content"]  # cut at the first eos
     m = json.loads((sdir / "manifest.json").read_text())
     assert m["status"] == "completed" and m["inputs"][0]["stage"] == "midtrain"
     # how often the (weak, tiny) teacher wrote the think format is measured, whatever it is
