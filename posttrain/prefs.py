@@ -63,9 +63,11 @@ def final_answer(text: str):
 
 def too_long(tok, pair: dict, limit: int) -> bool:
     kw = {k: v for k, v in pair["chat_template_kwargs"].items() if v is not None}
-    lengths = [len(tok.apply_chat_template(pair["prompt"] + pair[k], tokenize=True, **kw)) for k in ("chosen",
-                                                                                                    "rejected")]
-    return max(lengths) > limit
+    for answer in ("chosen", "rejected"):
+        ids = tok.apply_chat_template(pair["prompt"] + pair[answer], tokenize=True, **kw)
+        if len(getattr(ids, "input_ids", ids)) > limit:  # transformers 5 returns a BatchEncoding
+            return True
+    return False
 
 
 def own_template(model: str, revision) -> bool:
@@ -122,17 +124,16 @@ def existing_pairs(r) -> list[dict]:
 def policy_tokenizer(r):
     """The tokenizer of the model APO trains (the recipe's), with the smollm3 chat template: what max_length
     is measured in."""
-    from pathlib import Path
-
     from transformers import AutoTokenizer
 
     from posttrain.trl_stage import SMOLLM3_TEMPLATE
+    from pretrain.data.tokenizer import tokenizer_dir
 
-    name = r.tokenizer.name_or_path
-    if r.tokenizer.kind != "hub" and not Path(name).exists():
-        raise RecipeError(r.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path", f"{name} does not exist "
-                          "(run make data first): max_length is measured in its tokens")
-    tok = AutoTokenizer.from_pretrained(name)
+    name = r.tokenizer.name_or_path if r.tokenizer.kind == "hub" else tokenizer_dir(r)
+    if r.tokenizer.kind != "hub" and not name.exists():
+        raise RecipeError(r.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path", f"{display(name)} does not "
+                          "exist (run make data first): max_length is measured in its tokens")
+    tok = AutoTokenizer.from_pretrained(str(name))
     tok.chat_template = SMOLLM3_TEMPLATE.read_text()
     return tok
 

@@ -200,8 +200,7 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
         train, heldout = held_out(r, mixture(r))
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(sdir / "tensorboard")  # read by transformers' callback
         trainer = build_trainer(model, tokenizer, train, heldout, config, callbacks(r, sdir, inputs))
-        evaluated = trainer.evaluate()
-        before = evaluated["eval_loss"]
+        before = trainer.evaluate()["eval_loss"]
         print(f"[{r.stage}] {len(train):,} training / {len(heldout):,} held-out examples; held-out loss before "
               f"{before:.4f}", flush=True)
         measured = {f"{k}_before": v for k, v in (measure(model, tokenizer, heldout) if measure else {}).items()}

@@ -60,11 +60,11 @@ def test_prefs_drops_identical_and_over_long_pairs_and_reuses_the_generations(ap
     (local / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     pairs = (f"pairs=[{{dataset: '{local}', split: train, weight: 1.0, mode: no_think, "
              "columns: [prompt, chosen, rejected]}]")
-    out = stage(runs, "prefs", *PREFS, pairs, "max_length=330")
+    out = stage(runs, "prefs", *PREFS, pairs, "max_length=300")
     assert "generating 0" in out.stdout, out.stdout[-2000:]  # both models' answers reused
     m = json.loads((runs / "tiny" / "prefs" / "manifest.json").read_text())["metrics"]
     assert m["pairs"] == 32 and m["dropped_same"] == 1 and m["dropped_too_long"] > 0, m
-    assert f"1 with chosen == rejected and {m['dropped_too_long']} over max_length 330 dropped" in out.stdout
+    assert f"1 with chosen == rejected and {m['dropped_too_long']} over max_length 300 dropped" in out.stdout
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(runs / "tiny" / "sft" / "hf")
@@ -74,7 +74,7 @@ def test_prefs_drops_identical_and_over_long_pairs_and_reuses_the_generations(ap
     for r in kept:
         for answer in ("chosen", "rejected"):
             ids = tok.apply_chat_template(r["prompt"] + r[answer], tokenize=True, **r["chat_template_kwargs"])
-            assert len(getattr(ids, "input_ids", ids)) <= 330
+            assert len(getattr(ids, "input_ids", ids)) <= 300
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,8 @@ def test_apo_starts_at_one_its_margin_grows_and_held_out_preference_rises(apo_ru
     assert [s["step"] for s in steps] == list(range(1, 61))
     assert steps[0]["loss"] == pytest.approx(1.0, abs=1e-4)
     assert steps[0]["rewards/margins"] == pytest.approx(0, abs=1e-4)
-    assert steps[-1]["rewards/margins"] > steps[0]["rewards/margins"] + 0.1, steps
+    margins = [s["rewards/margins"] for s in steps]  # per batch of 8 pairs: noisy, so by quarters of the run
+    assert sum(margins[-15:]) / 15 > sum(margins[:15]) / 15 + 0.1, margins
     assert metrics["heldout_rewards_margins_after"] > 0 and metrics["heldout_loss_after"] < 1.0
     assert metrics["preference_accuracy_after"] > metrics["preference_accuracy_before"], metrics  # per token
     assert 0 <= metrics["preference_accuracy_summed_after"] <= 1, metrics  # reported, whichever way it moves
