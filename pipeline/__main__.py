@@ -3,6 +3,7 @@
 Usage:
   python -m pipeline run recipes/tiny/pretrain-stage1.yaml [key=value ...]     # one stage (= make <stage>)
   python -m pipeline all recipes/tiny [key=value ...]                          # every stage in order (= make all)
+  python -m pipeline report recipes/tiny [key=value ...]                       # runs/<run>/report.md (= make report)
   python -m pipeline launch recipes/smollm3-3b/pretrain-stage1.yaml [key=value ...] [--launcher slurm] [--dry-run]
 A nanotron stage continues only checkpoints of its own training recipe; otherwise it refuses and offers
 --fresh (set the old run directory aside, start over), run_name=<name> (a new run directory) or --continue
@@ -31,6 +32,9 @@ def main(argv=None) -> int:
     every = sub.add_parser("all", help="run every stage of a recipe in pipeline order")
     every.add_argument("recipe", help="a recipe directory, e.g. recipes/tiny")
     every.add_argument("overrides", nargs="*")
+    rep = sub.add_parser("report", help="the run's report card: runs/<run>/report.md and its plots")
+    rep.add_argument("recipe", help="a recipe directory, e.g. recipes/tiny")
+    rep.add_argument("overrides", nargs="*")
     la = sub.add_parser("launch", help="run a nanotron stage with torchrun, locally or through Slurm")
     la.add_argument("recipe")
     la.add_argument("overrides", nargs="*")
@@ -57,6 +61,10 @@ def _command(args) -> int:
     if args.cmd == "all":
         from pipeline.stages import run_pipeline
         return run_pipeline(args.recipe, args.overrides)
+    if args.cmd == "report":
+        from pipeline.report import report
+        report(args.recipe, args.overrides)
+        return 0
     from pipeline.launch import launch, prepare
     if args.cmd == "prepare":
         return prepare(args.recipe, args.overrides, resume=_resume(args))

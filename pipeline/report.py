@@ -1,0 +1,159 @@
+"""The report card of a run: `runs/<run>/report.md` and the PNGs it embeds, made from what the stages already
+wrote (manifests, per-step losses, eval results; no second bookkeeping).
+
+Sections: what each stage did (one row per stage, its measured effect, and whether that moved the way the
+recipe uses the stage for), the plan, the mixture shares, loss and learning-rate curves of every stage on one
+time axis with the stage boundaries marked, the eval table beside the published SmolLM3 numbers, and the
+manifests (commit, recipe hash, inputs, wall time).
+
+Usage: python -m pipeline report recipes/tiny   (make report; `make all` ends with it)
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from recipes.derive import PIPELINE
+from rundir import read_manifest, runs_root, stage_dir
+
+
+def _f(x, digits=3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _moved(ok) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def effects(run: str, manifests: dict) -> list[tuple[str, str, str]]:
+    """(stage, measured effect, moved as expected?) for every completed stage."""
+    rows = []
+    for stage, m in manifests.items():
+        x = m.get("metrics", {})
+        kind = m.get("kind")
+        if kind in ("pretrain", "longctx"):
+            a, b = x.get("loss_first_steps"), x.get("loss_last_steps")
+            rows.append((stage, f"training loss, mean of first / last steps: {_f(a)} -> {_f(b)} (a held-out figure "
+                         "per category is not measured yet)", _moved(None if a is None else b < a)))
+        elif kind in ("midtrain", "sft", "apo"):
+            a, b = x.get("heldout_loss_before"), x.get("heldout_loss_after")
+            text = f"held-out loss {_f(a)} -> {_f(b)}"
+            ok = None if a is None else b < a
+            if kind == "sft":
+                rate = {k: _f(x.get(f"think_rate_{k}"), 2) for k in ("think_before", "no_think_before",
+                                                                      "think_after", "no_think_after")}
+                text += (f"; think-block rate, think / no-think mode: {rate['think_before']} / "
+                         f"{rate['no_think_before']} before, {rate['think_after']} / {rate['no_think_after']} after")
+                think, no_think = x.get("think_rate_think_after"), x.get("think_rate_no_think_after")
+                ok = None if think is None or no_think is None else think > 0.5 > no_think
+            if kind == "apo":
+                text += (f"; held-out preference accuracy (per token) {_f(x.get('preference_accuracy_before'))} -> "
+                         f"{_f(x.get('preference_accuracy_after'))} (summed: "
+                         f"{_f(x.get('preference_accuracy_summed_before'))} -> "
+                         f"{_f(x.get('preference_accuracy_summed_after'))})")
+                a, b = x.get("preference_accuracy_before"), x.get("preference_accuracy_after")
+                ok = None if a is None or b is None else b > a
+            rows.append((stage, text, _moved(ok)))
+        elif kind == "synth":
+            rows.append((stage, f"{x.get('prompts')} prompts answered; {_f(x.get('opens_think'), 2)} open a think "
+                         "block", _moved(None)))
+        elif kind == "prefs":
+            rows.append((stage, f"{x.get('kept')} pairs kept of {x.get('pairs')}; checkable answers right: strong "
+                         f"{_f(x.get('strong_right'), 2)}, weak {_f(x.get('weak_right'), 2)}",
+                         _moved(None if x.get("strong_right") is None else x["strong_right"] > x["weak_right"])))
+        elif kind == "merge":
+            f = x.get("figures", {})
+            soup, final = f.get("soup", {}), f.get("final", {})
+            rows.append((stage, f"passkey mean log p, soup -> final: {_f(soup.get('passkey_logprob'), 2)} -> "
+                         f"{_f(final.get('passkey_logprob'), 2)}; think-block rate (think / no-think) soup "
+                         f"{_f(soup.get('think_rate_think'), 2)} / {_f(soup.get('think_rate_no_think'), 2)}, final "
+                         f"{_f(final.get('think_rate_think'), 2)} / {_f(final.get('think_rate_no_think'), 2)}",
+                         _moved(None if not soup else final["passkey_logprob"] > soup["passkey_logprob"])))
+    return rows
+
+
+def curves(run: str, manifests: dict) -> dict:
+    """{stage: [(time, loss, lr)]} from each training stage's per-step log (rank 0 for nanotron stages)."""
+    out = {}
+    for stage in manifests:
+        d = stage_dir(run, stage)
+        f = d / "losses.jsonl" if (d / "losses.jsonl").is_file() else d / "losses.rank0.jsonl"
+        if f.is_file():
+            rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+            out[stage] = [(r.get("time"), r["loss"], r.get("lr")) for r in rows if r.get("time") is not None]
+    return out
+
+
+def plot(series: dict, index: int, ylabel: str, path: Path, log: bool = False) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = min(p[0][0] for p in series.values() if p)
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for stage, points in series.items():
+        xs = [(p[0] - t0) / 60 for p in points if p[index] is not None]
+        ys = [p[index] for p in points if p[index] is not None]
+        if xs:
+            ax.plot(xs, ys, label=stage, linewidth=1.2)
+            ax.axvline(xs[0], color="grey", linewidth=0.5, linestyle=":")
+    ax.set_xlabel("minutes since the first logged step")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _wall(m: dict) -> str:
+    try:
+        fmt = "%Y-%m-%dT%H:%M:%S%z"
+        return f"{(datetime.strptime(m['ended_at'], fmt) - datetime.strptime(m['started_at'], fmt)).seconds} s"
+    except (KeyError, TypeError, ValueError):
+        return "n/a"
+
+
+def report(recipe_dir, overrides=()) -> Path:
+    from pretrain.data.report import build_report, to_markdown
+    from recipes.derive import plan_row
+    from recipes.loader import load_recipe
+    from recipes.plan_table import format_plan
+
+    recipes = load_recipe(Path(recipe_dir), overrides)
+    run = next(iter(recipes.values())).run
+    manifests = {s: m for s in PIPELINE if s in recipes and (m := read_manifest(stage_dir(run, s)))
+                 and m.get("status") == "completed"}
+    out = runs_root() / run / "report.md"
+    lines = [f"# Report card: {run}", "", f"Made {datetime.now():%Y-%m-%d %H:%M} from `runs/{run}/`; "
+             f"{len(manifests)} of {len(recipes)} stages completed.", "", "## What each stage did", "",
+             "| stage | measured effect | moved as expected |", "|---|---|---|"]
+    lines += [f"| {s} | {text} | {ok} |" for s, text, ok in effects(run, manifests)]
+    series = curves(run, manifests)
+    if series:
+        plot(series, 1, "training loss", out.with_name("report_loss.png"))
+        plot(series, 2, "learning rate", out.with_name("report_lr.png"), log=True)
+        lines += ["", "## Loss and learning rate, every stage", "", "Dotted lines: where each stage starts.", "",
+                  "![loss](report_loss.png)", "", "![lr](report_lr.png)"]
+    rows = [plan_row(r, mfu=0.4, peak_tflops=None) for r in recipes.values()]
+    gpu = next(iter(recipes.values())).cluster
+    lines += ["", "## The plan", "", "```", format_plan(rows, mfu=0.4, peak=gpu.peak_tflops, gpu=gpu.gpu), "```"]
+    if "data" in manifests:
+        lines += ["", "## Mixture shares", "", to_markdown(build_report(recipe_dir, overrides))]
+    compare = stage_dir(run, "eval") / "compare.md"
+    if "eval" in manifests and compare.is_file():
+        lines += ["", "## Evaluation beside the published SmolLM3 numbers", "", compare.read_text()]
+    lines += ["", "## Manifests", "", "| stage | commit | recipe sha256 | inputs | wall time |",
+              "|---|---|---|---|---|"]
+    for s, m in manifests.items():
+        git = m.get("git") or {}
+        commit = (git.get("commit") or "n/a")[:10] + (" (dirty)" if git.get("dirty") else "")
+        inputs = ", ".join(f"{i.get('stage') or Path(i['path']).name}@{(i.get('manifest_sha256') or '')[:8]}"
+                           for i in m.get("inputs", []))
+        lines.append(f"| {s} | {commit} | {m.get('recipe_sha256', '')[:12]} | {inputs or '-'} | {_wall(m)} |")
+    out.write_text("\n".join(lines) + "\n")
+    print(f"[report] wrote {out}", flush=True)
+    return out
