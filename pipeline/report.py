@@ -117,13 +117,13 @@ def _wall(m: dict) -> str:
         return "n/a"
 
 
-def report(recipe_dir, overrides=()) -> Path:
+def report(directory, overrides=()) -> Path:
     from pretrain.data.report import build_report, to_markdown
     from recipes.derive import plan_row
     from recipes.loader import load_recipe
     from recipes.plan_table import format_plan
 
-    recipes = load_recipe(Path(recipe_dir), overrides)
+    recipes = load_recipe(Path(directory), overrides)
     run = next(iter(recipes.values())).run
     manifests = {s: m for s in PIPELINE if s in recipes and (m := read_manifest(stage_dir(run, s)))
                  and m.get("status") == "completed"}
@@ -142,7 +142,7 @@ def report(recipe_dir, overrides=()) -> Path:
     gpu = next(iter(recipes.values())).cluster
     lines += ["", "## The plan", "", "```", format_plan(rows, mfu=0.4, peak=gpu.peak_tflops, gpu=gpu.gpu), "```"]
     if "data" in manifests:
-        lines += ["", "## Mixture shares", "", to_markdown(build_report(recipe_dir, overrides))]
+        lines += ["", "## Mixture shares", "", to_markdown(build_report(directory, overrides))]
     compare = stage_dir(run, "eval") / "compare.md"
     if "eval" in manifests and compare.is_file():
         lines += ["", "## Evaluation beside the published SmolLM3 numbers", "", compare.read_text()]

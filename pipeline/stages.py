@@ -6,6 +6,7 @@ The stage modules are imported when their stage runs (they pull in nanotron, dat
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -20,36 +21,16 @@ TRL_KINDS = ("midtrain", "sft", "apo")
 RESUMING_KINDS = NANOTRON_KINDS + TRL_KINDS  # stages that continue checkpoints: run(recipe, resume)
 
 
+# Stage kind -> the module that runs it (imported when its stage runs: they pull in nanotron, datatrove, TRL, ...).
+STAGE_MODULES = {"data": "pretrain.data.stage", "pretrain": "pretrain.train_stage", "longctx": "pretrain.train_stage",
+                 "midtrain": "midtrain.stage", "synth": "posttrain.synth", "sft": "posttrain.sft_stage",
+                 "prefs": "posttrain.prefs", "apo": "posttrain.apo_stage", "merge": "merge.stage",
+                 "eval": "eval.stage"}
+
+
 def stage_module(kind: str) -> ModuleType:
     """The module that runs a stage of this kind (every kind of recipes.loader.KINDS has one)."""
-    if kind == "data":
-        from pretrain.data import stage
-        return stage
-    if kind in NANOTRON_KINDS:  # pretraining and long context are the same nanotron stage module
-        from pretrain import train_stage
-        return train_stage
-    if kind == "midtrain":
-        from midtrain import stage
-        return stage
-    if kind == "synth":
-        from posttrain import synth
-        return synth
-    if kind == "sft":
-        from posttrain import sft_stage
-        return sft_stage
-    if kind == "prefs":
-        from posttrain import prefs
-        return prefs
-    if kind == "apo":
-        from posttrain import apo_stage
-        return apo_stage
-    if kind == "merge":
-        from merge import stage
-        return stage
-    if kind == "eval":
-        from eval import stage
-        return stage
-    raise ValueError(f"no stage module for kind {kind!r}")
+    return importlib.import_module(STAGE_MODULES[kind])
 
 
 def in_torchrun_rank() -> bool:

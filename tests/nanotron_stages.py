@@ -20,6 +20,11 @@ PREFS = ["prompts=[{dataset: 'builtin:preference-prompts', split: train, weight:
          "sampling.max_new_tokens=48"]  # 30 generated pairs, short answers; plus 452 local pairs
 
 
+def records(path):
+    """The records of a jsonl file."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def stage(runs, name, *overrides, check=True):
     env = dict(os.environ, SMOLLM3_RUNS=str(runs))
     out = subprocess.run([sys.executable, "-m", "pipeline", "run", f"recipes/tiny/{name}.yaml", *overrides],

@@ -10,11 +10,7 @@ import shutil
 import pytest
 from conftest import REPO
 
-from tests.nanotron_stages import PREFS, stage
-
-
-def records(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+from tests.nanotron_stages import PREFS, records, stage
 
 
 @pytest.mark.slow

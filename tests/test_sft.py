@@ -8,11 +8,7 @@ import shutil
 import pytest
 from conftest import REPO, run_cli
 
-from tests.nanotron_stages import SYNTH, stage
-
-
-def records(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+from tests.nanotron_stages import SYNTH, records, stage
 
 
 @pytest.mark.slow
