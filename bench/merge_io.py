@@ -28,7 +28,7 @@ def make_models(root: Path, n: int, hidden: int, layers: int, vocab: int) -> lis
 
     config = SmolLM3Config(vocab_size=vocab, hidden_size=hidden, intermediate_size=3 * hidden, num_hidden_layers=layers,
                            num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=1024,
-                           tie_word_embeddings=True)
+                           tie_word_embeddings=True, pad_token_id=0, bos_token_id=1, eos_token_id=2)
     out = []
     for i in range(n):
         torch.manual_seed(i)
