@@ -39,8 +39,8 @@ def run_mergekit(config: dict, out: Path) -> float:
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.time()
-    run_merge(MergeConfiguration.model_validate(config), str(tmp),
-              MergeOptions(copy_tokenizer=True, lazy_unpickle=False, quiet=True, write_model_card=True))
+    options = MergeOptions(copy_tokenizer=True, lazy_unpickle=False, write_model_card=True)  # tqdm: rate, ETA
+    run_merge(MergeConfiguration.model_validate(config), str(tmp), options)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return time.time() - t0
