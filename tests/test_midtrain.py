@@ -107,3 +107,29 @@ def test_midtrain_can_start_from_any_hugging_face_folder(midtrain_runs, tmp_path
     assert m["status"] == "completed" and m["init_model"] == str(model)
     assert [i["path"] for i in m["inputs"]] == [str(model)]
     assert m["metrics"]["heldout_loss_after"] < m["metrics"]["heldout_loss_before"]
+
+
+@pytest.mark.slow
+def test_a_damaged_latest_checkpoint_is_passed_over_for_the_previous_one(midtrain_runs, tmp_path):
+    """A TRL stage killed after its last checkpoint, that checkpoint then damaged on disk: the rerun warns,
+    resumes the previous intact one and ends with the uninterrupted losses."""
+    keep = [*FAST, "save_total_limit=2"]  # the published limit (1) keeps no previous checkpoint to fall back to
+    runs = tmp_path / "runs"
+    for name in ("data", "longctx-64k"):
+        shutil.copytree(midtrain_runs / "tiny" / name, runs / "tiny" / name)
+    stage(runs, "midtrain", *keep)
+    sdir = runs / "tiny" / "midtrain"
+    uninterrupted = steps(sdir)
+    manifest = json.loads((sdir / "manifest.json").read_text())
+    (sdir / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as a kill leaves it
+    shutil.rmtree(sdir / "hf")
+    with open(sdir / "checkpoints" / "checkpoint-8" / "model.safetensors", "ab") as f:
+        f.write(b"x")
+    out = stage(runs, "midtrain", *keep)
+    assert "checkpoint-8 is damaged (model.safetensors has" in out.stdout and "not resumed" in out.stdout, out.stdout
+    m = json.loads((sdir / "manifest.json").read_text())
+    assert m["status"] == "completed" and m["resumed_from"].endswith("checkpoint-6")
+    assert m["metrics"]["checkpoints"] == ["checkpoint-6", "checkpoint-8"]  # the step-8 checkpoint written anew
+    resumed = steps(sdir)
+    for s in (7, 8):
+        assert resumed[s]["loss"] == pytest.approx(uninterrupted[s]["loss"], abs=1e-4), s
