@@ -17,13 +17,14 @@ NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k l
 STAGES := data synth prefs merge
 TRL_STAGES := midtrain sft apo
 
-.PHONY: help setup test test-fast lint golden smoke all report plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
+.PHONY: help setup test test-fast lint golden smoke all report bench plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
 
 help:
 	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
 	@echo "make test                  run the test suite (slow tests included)"
 	@echo "make lint                  ruff: line length, import order, unused imports (pyproject.toml)"
 	@echo "make golden                re-record tests/golden/ when a change is meant to move the tiny losses"
+	@echo "make bench                 every benchmark under bench/; rewrites bench/results.md"
 	@echo "make report RECIPE=recipes/tiny       runs/<run>/report.md: each stage's measured effect, plots, eval"
 	@echo "make plan RECIPE=recipes/smollm3-3b    batch, parallelism, steps, tokens, GPU-hours, memory per stage"
 	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval"
@@ -61,6 +62,10 @@ smoke: setup
 all: setup
 	$(PY) -m pipeline all $(RECIPE) $(OVERRIDES)
 	$(PY) -m pipeline report $(RECIPE) $(OVERRIDES)
+
+# Every benchmark under bench/ (a few minutes on 2 cores); rewrites bench/results.md (ratios, machine, date).
+bench: setup
+	$(PY) bench/run_all.py
 
 # runs/<run>/report.md: what each stage did, loss / LR plots, plan, mixtures, eval beside the published numbers
 report: setup
