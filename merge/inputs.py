@@ -18,7 +18,7 @@ from pathlib import Path
 
 from recipes.derive import PIPELINE
 from recipes.loader import RecipeError, display
-from rundir import read_manifest, stage_dir
+from rundir import completed_stage, is_hf_folder
 from rundir.checkpoints import intact_checkpoints
 
 SHAPE_KEYS = ("architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
@@ -26,16 +26,8 @@ SHAPE_KEYS = ("architectures", "model_type", "hidden_size", "intermediate_size",
               "no_rope_layer_interval", "no_rope_layers")
 
 
-def _complete(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
-
-
 def _completed_stage(r, stage: str, field: str) -> Path:
-    sdir = stage_dir(r.run, stage)
-    m = read_manifest(sdir)
-    if not m or m.get("status") != "completed":
-        raise RecipeError(r.file_of(field), field, f"{stage} has not completed: run it first (make {stage})")
-    return sdir
+    return completed_stage(r.run, stage, r.file_of(field), field)
 
 
 def _step(path: Path) -> int:
@@ -68,7 +60,7 @@ def find_inputs(r) -> tuple[list[Path], dict]:
         others[b.model] = _completed_stage(r, b.model, f"blend.{i}.model") / "hf" if stage else Path(b.model)
         fields[b.model] = f"blend.{i}.model"
     for label, folder in [(p.name, p) for p in kept] + list(others.items()):
-        if not _complete(folder):
+        if not is_hf_folder(folder):
             raise RecipeError(r.file_of(fields[label]), fields[label], f"{display(folder)} is not a complete "
                               "Hugging Face model folder (config.json and safetensors weights)")
     return kept, others

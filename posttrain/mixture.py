@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recipes.loader import RecipeError, display
-from rundir import read_manifest, stage_dir
+from rundir import completed_stage
 
 # The keys of `chat_template_kwargs` the smollm3 template reads (smoltalk2's column has the first four): every
 # example gets all of them (None where unset), so that datasets of different sources concatenate.
@@ -57,11 +57,7 @@ def load_split(d, split: str, where: str, key: str, run: str = None):
 
 def stage_data(d, where: str, key: str, run: str) -> Path:
     """The data folder of a `stage:<name>` dataset; refused unless that stage has completed."""
-    stage = d.dataset.removeprefix("stage:")
-    m = read_manifest(stage_dir(run, stage))
-    if not m or m.get("status") != "completed":
-        raise RecipeError(where, f"{key}.dataset", f"{stage} has not completed: run it first (make {stage})")
-    return stage_dir(run, stage) / "data"
+    return completed_stage(run, d.dataset.removeprefix("stage:"), where, f"{key}.dataset") / "data"
 
 
 def stage_inputs(recipe, datasets=None, field: str = "datasets") -> list[Path]:

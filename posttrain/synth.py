@@ -49,13 +49,13 @@ def is_test(pid: str, fraction: float) -> bool:
     return fraction > 0 and zlib.crc32(pid.encode()) % 10_000 < fraction * 10_000
 
 
-def prompts(r, datasets=None) -> list[tuple[str, list[dict], dict]]:
-    """(prompt id, prompt, the example) of each distinct prompt of `datasets` (default: the recipe's prompts):
-    from each example's `messages`, or its `chosen` conversation (a preference dataset's)."""
+def prompts(r) -> list[tuple[str, list[dict], dict]]:
+    """(prompt id, prompt, the example) of each distinct prompt of the recipe's `prompts`: from each example's
+    `messages`, or its `chosen` conversation (a preference dataset's)."""
     from posttrain.mixture import mixture
 
     rows, seen = [], set()
-    for ex in mixture(r, datasets=datasets or r.prompts):
+    for ex in mixture(r, datasets=r.prompts):
         p = prompt_of(ex["messages"] if "messages" in ex else ex["chosen"])  # or a preference dataset's conversation
         pid = prompt_id(ex, p)
         if p and pid not in seen:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from recipes.loader import RecipeError, display
-from rundir import read_manifest, set_aside, stage_dir
+from rundir import completed_stage, is_hf_folder, set_aside, stage_dir
 from rundir.checkpoints import intact_checkpoints, mark_complete
 from rundir.resume import check_checkpoint, input_manifests, training_sha256
 
@@ -48,13 +48,10 @@ def find_model(r, model, stage, keys=("init.from", "init_from")):
             return model.from_, model.revision, None
         folder, key, recorded = local, model_key, local
     else:
-        folder, key = stage_dir(r.run, stage) / "hf", stage_key
-        m = read_manifest(folder.parent)
-        if not m or m.get("status") != "completed":
-            raise RecipeError(display(folder.parent), stage_key, f"{stage} has not completed: run it first "
-                              f"(make {stage}), or name a model with {model_key}")
-        recorded = folder.parent
-    if not (folder / "config.json").is_file() or not list(folder.glob("*.safetensors")):
+        recorded = completed_stage(r.run, stage, display(stage_dir(r.run, stage)), stage_key,
+                                   f", or name a model with {model_key}")
+        folder, key = recorded / "hf", stage_key
+    if not is_hf_folder(folder):
         raise RecipeError(display(folder), key, "not a complete Hugging Face model folder (config.json and "
                           "safetensors weights)")
     return str(folder), None, recorded

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from recipes.loader import display
+from recipes.loader import RecipeError, display
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,6 +69,22 @@ def read_manifest(path: Path) -> Optional[dict]:
         return json.loads(f.read_text())
     except (OSError, ValueError):
         return None
+
+
+def completed_stage(run: str, stage: str, where: str, field: str, hint: str = "") -> Path:
+    """The run directory of `stage`, whose manifest must say completed; else one RecipeError naming the recipe
+    file and field that asked for it (`hint`: another way out, appended to the message)."""
+    sdir = stage_dir(run, stage)
+    m = read_manifest(sdir)
+    if not m or m.get("status") != "completed":
+        raise RecipeError(where, field, f"{stage} has not completed: run it first (make {stage}){hint}")
+    return sdir
+
+
+def is_hf_folder(folder: Path) -> bool:
+    """A complete Hugging Face model folder: config.json and safetensors weights."""
+    folder = Path(folder)
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
 
 
 def write_json_atomic(path: Path, obj) -> None:
