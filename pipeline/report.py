@@ -4,7 +4,7 @@ wrote (manifests, per-step losses, eval results; no second bookkeeping).
 Sections: what each stage did (one row per stage, its measured effect, and whether that moved the way the
 recipe uses the stage for), the plan, the mixture shares, loss and learning-rate curves of every stage on one
 time axis with the stage boundaries marked, the eval table beside the published SmolLM3 numbers, and the
-manifests (commit, recipe hash, inputs, wall time).
+manifests (commit, recipe hash, inputs, wall time, peak memory).
 
 Usage: python -m pipeline report recipes/tiny   (make report; `make all` ends with it)
 """
@@ -26,16 +26,62 @@ def _moved(ok) -> str:
     return "n/a" if ok is None else ("yes" if ok else "**no**")
 
 
+def pretrain_effect(m: dict, before: dict | None) -> tuple[str, bool | None]:
+    """Held-out loss per category against the previous pretraining stage (stage 1: against chance, ln V)."""
+    x = m.get("metrics", {})
+    after = x.get("heldout_loss")
+    if not after:
+        a, b = x.get("loss_first_steps"), x.get("loss_last_steps")
+        return (f"training loss, mean of first / last steps: {_f(a)} -> {_f(b)}; held-out loss "
+                f"{x.get('heldout', 'not recorded')}", None)
+    if before is None:
+        ref = {c: x.get("chance_loss") for c in after}
+        what = f"chance (ln V = {_f(x.get('chance_loss'))})"
+    else:
+        ref = {c: v["loss"] for c, v in before.items()}
+        what = "the previous stage"
+    drop = {c: ref[c] - v["loss"] for c, v in after.items() if ref.get(c) is not None}
+    text = "held-out loss per category " + ", ".join(
+        f"{c} {_f(ref[c])} -> {_f(after[c]['loss'])}" for c in drop) + f" (before: {what})"
+    ok = bool(drop) and all(d > 0 for d in drop.values())
+    if before is not None and all(k in drop for k in ("web", "code", "math")):
+        more = min(drop["code"], drop["math"]) > drop["web"]
+        text += (f"; code and math fall more than web (-{_f(drop['code'])} / -{_f(drop['math'])} vs "
+                 f"-{_f(drop['web'])}): {'yes' if more else 'no'}")
+        ok = ok and more
+    return text, ok
+
+
+def longctx_effect(m: dict) -> tuple[str, bool | None]:
+    """Held-out loss past the previous model's trained length, before and after the extension."""
+    x = m.get("metrics", {})
+    past = x.get("heldout_past_previous_length") or {}
+    a, b = past.get("before"), past.get("after")
+    if not (a and b):
+        why = x.get("heldout", "no held-out document is that long")
+        return f"held-out loss past the previous length: not measured ({why})", None
+    lo, hi = b["positions"]
+    short_a, short_b = x.get("heldout_loss_before", {}), x.get("heldout_loss", {})
+    text = (f"held-out loss on positions {lo}-{hi - 1} ({b['documents']} documents): {_f(a['loss'])} "
+            f"({past.get('from_stage')}) -> {_f(b['loss'])}; first {lo} tokens, per category: "
+            + ", ".join(f"{c} {_f(short_a[c]['loss'])} -> {_f(v['loss'])}" for c, v in short_b.items()
+                        if c in short_a))
+    return text, b["loss"] < a["loss"]
+
+
 def effects(run: str, manifests: dict) -> list[tuple[str, str, str]]:
     """(stage, measured effect, moved as expected?) for every completed stage."""
-    rows = []
+    rows, before = [], None
     for stage, m in manifests.items():
         x = m.get("metrics", {})
         kind = m.get("kind")
-        if kind in ("pretrain", "longctx"):
-            a, b = x.get("loss_first_steps"), x.get("loss_last_steps")
-            rows.append((stage, f"training loss, mean of first / last steps: {_f(a)} -> {_f(b)} (a held-out figure "
-                         "per category is not measured yet)", _moved(None if a is None else b < a)))
+        if kind == "pretrain":
+            text, ok = pretrain_effect(m, before)
+            before = x.get("heldout_loss")
+            rows.append((stage, text, _moved(ok)))
+        elif kind == "longctx":
+            text, ok = longctx_effect(m)
+            rows.append((stage, text, _moved(ok)))
         elif kind in ("midtrain", "sft", "apo"):
             a, b = x.get("heldout_loss_before"), x.get("heldout_loss_after")
             text = f"held-out loss {_f(a)} -> {_f(b)}"
@@ -57,7 +103,8 @@ def effects(run: str, manifests: dict) -> list[tuple[str, str, str]]:
             rows.append((stage, text, _moved(ok)))
         elif kind == "synth":
             rows.append((stage, f"{x.get('prompts')} prompts answered; {_f(x.get('opens_think'), 2)} open a think "
-                         "block", _moved(None)))
+                         "block (the teacher's reasoning traces are what SFT learns think mode from)",
+                         _moved(None if x.get("opens_think") is None else x["opens_think"] > 0)))
         elif kind == "prefs":
             rows.append((stage, f"{x.get('kept')} pairs kept of {x.get('pairs')}; checkable answers right: strong "
                          f"{_f(x.get('strong_right'), 2)}, weak {_f(x.get('weak_right'), 2)}",
@@ -110,11 +157,20 @@ def plot(series: dict, index: int, ylabel: str, path: Path, log: bool = False) -
 
 
 def _wall(m: dict) -> str:
+    if m.get("wall_seconds") is not None:
+        return f"{m['wall_seconds']:.0f} s"
     try:
         fmt = "%Y-%m-%dT%H:%M:%S%z"
         return f"{(datetime.strptime(m['ended_at'], fmt) - datetime.strptime(m['started_at'], fmt)).seconds} s"
     except (KeyError, TypeError, ValueError):
         return "n/a"
+
+
+def _peak(m: dict) -> str:
+    if m.get("peak_rss_mib") is None:
+        return "n/a"
+    n = m.get("processes")
+    return f"{m['peak_rss_mib']:,.0f} MiB" + (f" (rank 0 of {n})" if n and n > 1 else "")
 
 
 def report(directory, overrides=()) -> Path:
@@ -146,14 +202,17 @@ def report(directory, overrides=()) -> Path:
     compare = stage_dir(run, "eval") / "compare.md"
     if "eval" in manifests and compare.is_file():
         lines += ["", "## Evaluation beside the published SmolLM3 numbers", "", compare.read_text()]
-    lines += ["", "## Manifests", "", "| stage | commit | recipe sha256 | inputs | wall time |",
-              "|---|---|---|---|---|"]
+    lines += ["", "## Manifests", "", "| stage | commit | recipe sha256 | inputs | wall time | peak memory |",
+              "|---|---|---|---|---|---|"]
     for s, m in manifests.items():
         git = m.get("git") or {}
         commit = (git.get("commit") or "n/a")[:10] + (" (dirty)" if git.get("dirty") else "")
         inputs = ", ".join(f"{i.get('stage') or Path(i['path']).name}@{(i.get('manifest_sha256') or '')[:8]}"
                            for i in m.get("inputs", []))
-        lines.append(f"| {s} | {commit} | {m.get('recipe_sha256', '')[:12]} | {inputs or '-'} | {_wall(m)} |")
+        lines.append(f"| {s} | {commit} | {m.get('recipe_sha256', '')[:12]} | {inputs or '-'} | {_wall(m)} "
+                     f"| {_peak(m)} |")
+    lines += ["", "Peak memory: the resident high-water mark of the process that ran the stage, reset at its start "
+              "(nanotron stages: rank 0 of their processes; the data stage: without its datatrove workers)."]
     out.write_text("\n".join(lines) + "\n")
     print(f"[report] wrote {out}", flush=True)
     return out

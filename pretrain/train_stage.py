@@ -116,7 +116,8 @@ def run(r: NanotronStage, resume_mode: str = "refuse") -> None:
         manifest.manifest.update(training_sha256=training_sha256(r), run_sha256=run_sha256(r),
                                  resumed_from=str(resume) if resume else None,
                                  initialized_from=str(init_weights) if init_weights else None,
-                                 continued_from=start.continued_from)
+                                 continued_from=start.continued_from,
+                                 processes=int(os.environ.get("WORLD_SIZE", "1")))
     if resume is not None and int(resume.name) >= d.last_step:  # trained, killed before it was converted
         if manifest is not None and start.continued_from:
             print(f"[{r.stage}] --continue: checkpoint {resume.name} is the stage's last step, so nothing is left "
@@ -190,12 +191,13 @@ def finish(r: NanotronStage, sdir: Path, manifest: StageRun, tokenizer_path: Opt
     import math
 
     from pretrain.convert import convert
+    from pretrain.heldout_loss import stage_figures
 
     last = marked_checkpoints(sdir / "checkpoints")[-1]
     convert(last, sdir / "hf", tokenizer=Path(tokenizer_path) if tokenizer_path else None, overwrite=True,
             yarn_factor=r.hf_yarn_factor)
     manifest.metrics.update(hf_loss_on_training_samples=hf_loss(sdir / "hf", sampler),
-                            chance_loss=math.log(r.model.vocab_size))
+                            chance_loss=math.log(r.model.vocab_size), **stage_figures(r, sdir / "hf"))
     steps = losses(sdir)
     d = derived(r)
     mine = [e["loss"] for e in steps if e["step"] >= d.first_step]
@@ -211,3 +213,11 @@ def finish(r: NanotronStage, sdir: Path, manifest: StageRun, tokenizer_path: Opt
               f"{m['loss_last_steps']:.3f} ({len(mine)} steps)", flush=True)
     print(f"[{r.stage}] HF model in {sdir / 'hf'}: loss {m['hf_loss_on_training_samples']:.3f} on training samples "
           f"(chance {m['chance_loss']:.3f})", flush=True)
+    if "heldout_loss" in m:
+        print(f"[{r.stage}] held-out loss: " + ", ".join(f"{c} {v['loss']:.3f}" for c, v in m["heldout_loss"].items()),
+              flush=True)
+    past = m.get("heldout_past_previous_length") or {}
+    if past.get("after"):
+        a, b = past["before"], past["after"]
+        print(f"[{r.stage}] held-out loss on positions {b['positions'][0]}-{b['positions'][1] - 1}: "
+              f"{a['loss']:.3f} ({past['from_stage']}) -> {b['loss']:.3f}", flush=True)

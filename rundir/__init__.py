@@ -4,6 +4,8 @@
 git commit (and whether the tree was dirty), the inputs it consumed (paths and the sha256 of their
 manifests), its outputs, start and end time, status (running / completed / failed) and headline metrics.
 A stage whose manifest says "completed" with the same recipe hash and inputs is skipped on the next call.
+`wall_seconds` and `peak_rss_mib` (the peak resident memory of the process that ran the stage, from the
+kernel's high-water mark, reset when the stage starts) are recorded when it ends.
 
 Usage (inside a stage entrypoint):
     with StageRun(recipe, inputs=[prev_stage_dir]) as run:
@@ -100,6 +102,33 @@ def input_record(p) -> dict:
             "stage": m.get("stage") if m else None}
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process' resident-memory high-water mark (Linux: /proc/self/clear_refs, value 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> Optional[float]:
+    """This process' peak resident memory in MiB since the last reset_peak_rss (VmHWM), else since it started."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except (ImportError, OSError):
+        return None
+
+
 class StageRun:
     """Context manager around one stage execution; see the module docstring."""
 
@@ -130,6 +159,7 @@ class StageRun:
                          "inputs": self.inputs, "outputs": [], "metrics": {}, "status": "running",
                          "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ended_at": None}
         write_json_atomic(self.dir / "manifest.json", self.manifest)
+        self._t0, self._peak_reset = time.time(), reset_peak_rss()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -138,6 +168,8 @@ class StageRun:
         self.manifest.update(outputs=self.outputs, metrics=self.metrics,
                              status="completed" if exc_type is None else "failed",
                              error=None if exc_type is None else f"{exc_type.__name__}: {exc}",
-                             ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                             ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                             wall_seconds=round(time.time() - self._t0, 1), peak_rss_mib=peak_rss_mib(),
+                             peak_rss_scope="the stage" if self._peak_reset else "the process since it started")
         write_json_atomic(self.dir / "manifest.json", self.manifest)
         return False

@@ -42,7 +42,7 @@ def test_build_outputs_manifest_and_progress(tiny_data):
     assert tiny_data["seconds"] < 120
     manifest = json.loads((data / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["stage"] == "data"
-    assert set(manifest["outputs"]) == {"tokenizer", *SOURCES}
+    assert set(manifest["outputs"]) == {"tokenizer", "heldout", *SOURCES}
     for name in SOURCES:
         folder = data / name
         assert sorted(p.name for p in folder.iterdir()) == [f"000_{name}.ds", f"000_{name}.ds.index",

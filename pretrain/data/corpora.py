@@ -155,9 +155,9 @@ WORD_PROBLEMS = [_wp_change, _wp_speed, _wp_share, _wp_percent, _wp_rectangle, _
 N_WORD_PROBLEMS = 2000
 
 
-def _math_word_problems():
-    r = random.Random(20250708)
-    for i in range(N_WORD_PROBLEMS):
+def _math_word_problems(seed: int = 20250708, n: int = N_WORD_PROBLEMS):
+    r = random.Random(seed)
+    for i in range(n):
         kind = WORD_PROBLEMS[i % len(WORD_PROBLEMS)]
         question, steps, answer = kind(r)
         text = (f"Problem: {question}\n\nSolution:\n" + "\n".join(f"Step {j + 1}: {s}" for j, s in enumerate(steps))
@@ -290,9 +290,9 @@ N_TRACES = 400
 TRACE_CHARS = (900, 3800)  # ~300-1500 tokens of the tiny BPE (about 2.6 characters per token here)
 
 
-def _reasoning_traces():
-    r = random.Random(20250709)
-    for i in range(N_TRACES):
+def _reasoning_traces(seed: int = 20250709, n: int = N_TRACES):
+    r = random.Random(seed)
+    for i in range(n):
         parts, kinds = [], []
         # chained sub-problems make one long trace; stop at a random target length, never above the maximum
         target, size, tries = r.randint(TRACE_CHARS[0], TRACE_CHARS[1] - 600), 0, 0

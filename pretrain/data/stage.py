@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from pretrain.data import tokenizer
+from pretrain.data import heldout, tokenizer
 from pretrain.data.sources import SourceSpec, data_dir, make_reader, stage_sources
 from recipes.loader import RecipeError, display
 from rundir import REPO, StageRun, read_manifest, sha256_json, write_json_atomic
@@ -204,7 +204,7 @@ class DataRun(StageRun):
 
 def _fingerprint(recipe, sources: list[SourceSpec]) -> str:
     return sha256_json({"layout": LAYOUT_VERSION, "sources": [[s.name, s.identity()] for s in sources],
-                        "tokenizer": recipe.tokenizer.model_dump()})
+                        "tokenizer": recipe.tokenizer.model_dump(), "heldout": heldout.spec()})
 
 
 def _mark_stale_if_needed(out: Path, fingerprint: str, sources: list[SourceSpec], recipe):
@@ -215,6 +215,8 @@ def _mark_stale_if_needed(out: Path, fingerprint: str, sources: list[SourceSpec]
     missing = [s.name for s in sources if not (out / s.name).is_dir()]
     tok_file = tokenizer.tokenizer_dir(recipe) / "tokenizer.json"
     tok_missing = recipe.tokenizer.kind == "build" and not tok_file.is_file()
+    if any(s.kind == "builtin" for s in sources) and not (out / "heldout" / "heldout.json").is_file():
+        missing.append("heldout")
     if m.get("metrics", {}).get("fingerprint") != fingerprint or missing or tok_missing:
         m["status"] = "stale"
         write_json_atomic(out / "manifest.json", m)
@@ -328,6 +330,12 @@ def run(recipe):
         run_.manifest["sources"] = [{"name": s.name, "category": s.category, "mixtures": s.mixtures,
                                      "license": s.license, **s.identity()} for s in sources]
         corpora = _write_corpora(recipe, sources, out)
+        held = {}
+        if corpora:
+            held = heldout.write_heldout(sources, out / "_corpora", out / "heldout")
+            log("held-out documents (disjoint from training): " + ", ".join(
+                f"{c} {v['documents']} ({v['dropped_as_training_text']} dropped as training text)"
+                for c, v in held.items()) + f" -> {display(out / 'heldout')}")
         tok, tok_sha = _tokenizer(recipe, sources, out)
         eos = tokenizer.eos_token(recipe)
         eos_id = tok.token_to_id(eos)
@@ -363,8 +371,10 @@ def run(recipe):
                                                      f"dropped by length, {dups:,} duplicates")
             log(f"{b.spec.name}: {what} -> {folder.n_docs:,} documents, {folder.n_tokens:,} tokens in {dt:.1f}s "
                 f"({folder.n_tokens / dt / 1e3:,.0f}k tokens/s) -> {display(b.final)}")
-        run_.outputs = (["tokenizer"] if recipe.tokenizer.kind == "build" else []) + [s.name for s in sources]
-        run_.metrics.update(fingerprint=fingerprint, sources=per_source, corpora=corpora,
+        run_.outputs = ((["tokenizer"] if recipe.tokenizer.kind == "build" else []) + [s.name for s in sources]
+                        + (["heldout"] if held else []))
+        run_.metrics.update(fingerprint=fingerprint, sources=per_source, corpora=corpora, heldout=held,
+                            heldout_not_measured=[s.name for s in sources if s.kind != "builtin"],
                             tokenizer={"name_or_path": recipe.tokenizer.name_or_path, "kind": recipe.tokenizer.kind,
                                        "vocab_size": tok.get_vocab_size(), "eos_token": eos, "eos_id": eos_id})
         if submitted:
