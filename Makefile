@@ -17,13 +17,14 @@ NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k l
 STAGES := data synth prefs merge
 TRL_STAGES := midtrain sft apo
 
-.PHONY: help setup test test-fast lint golden smoke all report bench plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
+.PHONY: help setup test test-fast lint golden golden-smoke smoke all report bench plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
 
 help:
 	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
 	@echo "make test                  run the test suite (slow tests included)"
 	@echo "make lint                  ruff: line length, import order, unused imports (pyproject.toml)"
 	@echo "make golden                re-record tests/golden/ when a change is meant to move the tiny losses"
+	@echo "make golden-smoke          re-record the final metrics of an uninterrupted tiny run (the smoke drill's reference)"
 	@echo "make bench                 every benchmark under bench/; rewrites bench/results.md"
 	@echo "make report RECIPE=recipes/tiny       runs/<run>/report.md: each stage's measured effect, plots, eval"
 	@echo "make plan RECIPE=recipes/smollm3-3b    batch, parallelism, steps, tokens, GPU-hours, memory per stage"
@@ -55,6 +56,11 @@ lint: setup
 # The golden losses of the short tiny nanotron run (tests/golden/): refresh only when a change is meant to move them.
 golden: setup
 	SMOLLM3_REFRESH_GOLDEN=1 $(PY) -m pytest -q tests/test_pretrain_stages.py -k golden
+
+# The final metrics of an uninterrupted `make smoke` in a scratch directory (tests/golden/smoke_metrics.json): the
+# reference of the drill that kills the pipeline at a random point (tests/test_smoke.py). About 7 minutes.
+golden-smoke: setup
+	SMOLLM3_REFRESH_GOLDEN=1 $(PY) -m pytest -q tests/test_smoke.py
 
 smoke: setup
 	$(MAKE) --no-print-directory all RECIPE=recipes/tiny

@@ -73,11 +73,15 @@ def run_pipeline(directory, overrides=()) -> int:
     directory = Path(directory)
     recipes = load_recipe(directory, overrides)  # validate everything before running anything
     names = list(recipes)
+    t0 = time.time()
     for i, name in enumerate(names):
         print(f"=== [{i + 1}/{len(names)}] {name} ===", flush=True)
         rc = run_stage(directory / f"{name}.yaml", overrides)
         if rc:
             print(f"pipeline stopped: {name} failed (exit {rc})", file=sys.stderr)
             return rc
-    print(f"pipeline complete: {', '.join(names)}")
+        elapsed = time.time() - t0
+        print(f"[pipeline] {i + 1}/{len(names)} stages done, {elapsed / 60:.1f} min elapsed"
+              + (f"; next: {names[i + 1]}" if i + 1 < len(names) else ""), flush=True)
+    print(f"pipeline complete: {', '.join(names)} in {(time.time() - t0) / 60:.1f} min")
     return 0

@@ -63,28 +63,41 @@ def midtrain_runs(chain, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def sft_runs(midtrain_runs, chain, tmp_path_factory):
-    """A runs/ folder with the data, pretrain-stage1, the short mid-training, synth (30 prompts, short answers)
-    and the tiny recipe's SFT, shared by the SFT, APO and merge tests."""
-    from tests.nanotron_stages import SFT, SYNTH, stage
+def smoke(tmp_path_factory):
+    """`make smoke` killed at a random point and run again to the end, plus the report card (the drill in
+    tests/smoke_drill.py). SMOLLM3_DRILL_SEED picks the kill point (random otherwise, and named in the test's
+    messages); SMOLLM3_REFRESH_GOLDEN=1 runs it uninterrupted and records tests/golden/smoke_metrics.json.
+    The completed run is also what the SFT, APO and merge tests read."""
+    import json
+    import random
+    import time
 
-    runs = tmp_path_factory.mktemp("sft") / "runs"
-    for name in ("data", "midtrain"):
-        shutil.copytree(midtrain_runs / "tiny" / name, runs / "tiny" / name)
-    shutil.copytree(chain / "pretrain-stage1", runs / "tiny" / "pretrain-stage1")
-    stage(runs, "synth", *SYNTH)
-    stage(runs, "sft", *SFT)
-    return runs
+    from tests import smoke_drill
+
+    runs = tmp_path_factory.mktemp("smoke") / "runs"
+    if os.environ.get("SMOLLM3_REFRESH_GOLDEN"):
+        t0 = time.time()
+        out = subprocess.run([sys.executable, "-m", *smoke_drill.RUN], cwd=REPO, env=smoke_drill.env(runs),
+                             capture_output=True, text=True, timeout=1200)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        metrics = smoke_drill.final_metrics(runs / "tiny")
+        smoke_drill.GOLDEN.write_text(json.dumps({"wall_seconds": round(time.time() - t0), "abs_tol":
+                                                  smoke_drill.ABS_TOL, "metrics": metrics}, indent=1) + "\n")
+    golden = json.loads(smoke_drill.GOLDEN.read_text())
+    seed = int(os.environ.get("SMOLLM3_DRILL_SEED") or random.SystemRandom().randrange(1_000_000))
+    if os.environ.get("SMOLLM3_REFRESH_GOLDEN"):
+        seed = -1  # already complete: the second call only checks that every stage is up to date
+    drill = smoke_drill.run_killed(runs, runs.parent / "killed.log", seed, golden["wall_seconds"])
+    return {**drill, "runs": runs, "golden": golden}
 
 
 @pytest.fixture(scope="session")
-def apo_runs(sft_runs, tmp_path_factory):
-    """sft_runs plus `make prefs` (30 generated pairs, tests.nanotron_stages.PREFS) and the tiny recipe's APO."""
-    from tests.nanotron_stages import PREFS, stage
+def sft_runs(smoke):
+    """The completed smoke run (data through merge and eval), read by the SFT tests."""
+    return smoke["runs"]
 
-    runs = tmp_path_factory.mktemp("apo") / "runs"
-    for name in ("data", "pretrain-stage1", "midtrain", "synth", "sft"):
-        shutil.copytree(sft_runs / "tiny" / name, runs / "tiny" / name)
-    stage(runs, "prefs", *PREFS)
-    stage(runs, "apo")
-    return runs
+
+@pytest.fixture(scope="session")
+def apo_runs(smoke):
+    """The completed smoke run, read by the APO and merge tests."""
+    return smoke["runs"]

@@ -13,11 +13,6 @@ RUN = ["steps.train_steps=16", "steps.stage_starts.pretrain-stage1=1", "steps.st
 LC = ["steps.train_steps=4", "lr_schedule.warmup_steps=1", "lr_schedule.decay_start=1", "lr_schedule.decay_steps=3",
       "checkpoints.interval=2"]
 MID_FAST = ["max_steps=8", "save_steps=0.25"]  # a short mid-training: 8 steps, a checkpoint every 2
-SYNTH = ["prompts=[{dataset: 'builtin:reasoning-prompts', split: train, weight: 0.25, columns: [messages]}]",
-         "sampling.max_new_tokens=48"]  # 30 of the 120 prompts, short answers
-SFT = []  # the tiny recipe as it is: 150 steps
-PREFS = ["prompts=[{dataset: 'builtin:preference-prompts', split: train, weight: 0.25, columns: [messages, answer]}]",
-         "sampling.max_new_tokens=48"]  # 30 generated pairs, short answers; plus 452 local pairs
 
 
 def records(path):

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from conftest import REPO
 
-from tests.nanotron_stages import PREFS, records, stage
+from tests.nanotron_stages import records, stage
 
 
 @pytest.mark.slow
@@ -22,7 +22,7 @@ def test_prefs_records_carry_their_fields_modes_and_models(apo_runs):
     assert not {json.dumps(r["prompt"]) for r in train} & {json.dumps(r["prompt"]) for r in test}
     generated = [r for r in train + test if r["source"] == "generated"]
     local = [r for r in train + test if r["source"] == "builtin:preferences"]
-    assert len(generated) == 30 and len(local) == 452
+    assert len(generated) == 80 and len(local) == 452  # 0.67 of the 120 preference prompts; 0.25 of the pairs
     for r in train + test:
         assert r["prompt"][-1]["role"] == "user"
         assert [m["role"] for m in r["chosen"]] == ["assistant"] == [m["role"] for m in r["rejected"]]
@@ -31,13 +31,13 @@ def test_prefs_records_carry_their_fields_modes_and_models(apo_runs):
         assert r["mode"] == "think" and r["chat_template_kwargs"] == {"enable_thinking": True}
         assert r["chosen_model"] == str(apo_runs / "tiny" / "sft" / "hf")
         assert r["rejected_model"] == str(apo_runs / "tiny" / "pretrain-stage1" / "hf")
-        assert r["settings"]["temperature"] == 0.6 and r["settings"]["max_new_tokens"] == 48
+        assert r["settings"]["temperature"] == 0.6 and r["settings"]["max_new_tokens"] == 96
         assert "<|im_end|>" not in r["chosen"][0]["content"] + r["rejected"][0]["content"]
     for r in local:
         assert r["mode"] == "no_think" and r["chat_template_kwargs"]["enable_thinking"] is False
     m = json.loads((sdir / "manifest.json").read_text())["metrics"]
-    assert m["pairs"] == 482 and m["kept"] == len(train) + len(test) == 482 - m["dropped_same"] - m["dropped_too_long"]
-    assert m["checkable"] == 30 and 0 <= m["strong_right"] <= 1 and 0 <= m["weak_right"] <= 1
+    assert m["pairs"] == 532 and m["kept"] == len(train) + len(test) == 532 - m["dropped_same"] - m["dropped_too_long"]
+    assert m["checkable"] == 80 and 0 <= m["strong_right"] <= 1 and 0 <= m["weak_right"] <= 1
 
 
 @pytest.mark.slow
@@ -56,10 +56,10 @@ def test_prefs_drops_identical_and_over_long_pairs_and_reuses_the_generations(ap
     (local / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     pairs = (f"pairs=[{{dataset: '{local}', split: train, weight: 1.0, mode: no_think, "
              "columns: [prompt, chosen, rejected]}]")
-    out = stage(runs, "prefs", *PREFS, pairs, "max_length=300")
+    out = stage(runs, "prefs", pairs, "max_length=300")
     assert "generating 0" in out.stdout, out.stdout[-2000:]  # both models' answers reused
     m = json.loads((runs / "tiny" / "prefs" / "manifest.json").read_text())["metrics"]
-    assert m["pairs"] == 32 and m["dropped_same"] == 1 and m["dropped_too_long"] > 0, m
+    assert m["pairs"] == 82 and m["dropped_same"] == 1 and m["dropped_too_long"] > 0, m
     assert f"1 with chosen == rejected and {m['dropped_too_long']} over max_length 300 dropped" in out.stdout
     from transformers import AutoTokenizer
 

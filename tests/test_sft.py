@@ -8,24 +8,24 @@ import shutil
 import pytest
 from conftest import REPO, run_cli
 
-from tests.nanotron_stages import SYNTH, records, stage
+from tests.nanotron_stages import records, stage
 
 
 @pytest.mark.slow
 def test_synth_writes_think_mode_records_with_their_provenance(sft_runs):
     sdir = sft_runs / "tiny" / "synth"
     train, test = records(sdir / "data" / "train.jsonl"), records(sdir / "data" / "test.jsonl")
-    assert len(train) + len(test) == 30 and test and train
+    m = json.loads((sdir / "manifest.json").read_text())
+    assert len(train) + len(test) == 120 and test and train  # builtin:reasoning-prompts, all of them
     assert not {r["prompt_id"] for r in train} & {r["prompt_id"] for r in test}
     teacher = str(sft_runs / "tiny" / "midtrain" / "hf")
     for r in train + test:
         assert r["model"] == teacher and r["mode"] == "think" and r["chat_template_kwargs"] == {"enable_thinking": True}
         assert r["settings"]["temperature"] == 0.6 and r["settings"]["top_p"] == 0.95
-        assert r["settings"]["max_new_tokens"] == 48
+        assert r["settings"]["max_new_tokens"] == m["recipe"]["sampling"]["max_new_tokens"] == 160
         user, answer = r["messages"]
         assert user["role"] == "user" and answer["role"] == "assistant" and answer["content"].strip()
         assert "<|im_end|>" not in answer["content"] and "<|pad|>" not in answer["content"]  # cut at the first eos
-    m = json.loads((sdir / "manifest.json").read_text())
     assert m["status"] == "completed" and m["inputs"][0]["stage"] == "midtrain"
     # how often the (weak, tiny) teacher wrote the think format is measured, whatever it is
     assert 0.0 <= m["metrics"]["closes_think"] <= m["metrics"]["opens_think"] <= 1.0, m["metrics"]
@@ -41,12 +41,12 @@ def test_synth_killed_halfway_generates_only_the_missing_prompts(sft_runs, tmp_p
     (sdir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"prompt_id": "cut')
     m = json.loads((sdir / "manifest.json").read_text())
     (sdir / "manifest.json").write_text(json.dumps({**m, "status": "running"}))  # as a kill leaves it
-    out = stage(runs, "synth", *SYNTH)
-    assert "12 already answered" in out.stdout and "generating 18" in out.stdout, out.stdout[-2000:]
+    out = stage(runs, "synth")
+    assert "12 already answered" in out.stdout and "generating 108" in out.stdout, out.stdout[-2000:]
     again = records(sdir / "data" / "train.jsonl") + records(sdir / "data" / "test.jsonl")
     by_id = {r["prompt_id"]: r for r in again}
-    assert len(by_id) == 30 and all(by_id[r["prompt_id"]] == r for r in kept)
-    assert "up to date" in stage(runs, "synth", *SYNTH).stdout
+    assert len(by_id) == 120 and all(by_id[r["prompt_id"]] == r for r in kept)
+    assert "up to date" in stage(runs, "synth").stdout
 
 
 @pytest.mark.slow
