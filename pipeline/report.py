@@ -3,8 +3,8 @@ wrote (manifests, per-step losses, eval results; no second bookkeeping).
 
 Sections: what each stage did (one row per stage, its measured effect, and whether that moved the way the
 recipe uses the stage for), the plan, the mixture shares, loss and learning-rate curves of every stage on one
-time axis with the stage boundaries marked, the eval table beside the published SmolLM3 numbers, and the
-manifests (commit, recipe hash, inputs, wall time, peak memory).
+time axis with the stage boundaries marked, the eval scores across checkpoints (plot) and beside the published
+SmolLM3 numbers (table), and the manifests (commit, recipe hash, inputs, wall time, peak memory).
 
 Usage: python -m pipeline report recipes/tiny   (make report; `make all` ends with it)
 """
@@ -156,6 +156,34 @@ def plot(series: dict, index: int, ylabel: str, path: Path, log: bool = False) -
     plt.close(fig)
 
 
+def plot_eval(scores: dict, path: Path) -> bool:
+    """One line per task (its first metric) across the scored checkpoints, in pipeline order; False when there
+    is nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [k for k, v in scores.items() if isinstance(v, dict) and v]
+    tasks = sorted({t for k in labels for t in scores[k]})
+    if not labels or not tasks:
+        return False
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for task in tasks:
+        metric = next(iter(next(scores[k][task] for k in labels if task in scores[k])))
+        ys = [scores[k][task].get(metric) if task in scores[k] else None for k in labels]
+        ax.plot(range(len(labels)), [float("nan") if y is None else y for y in ys], marker="o", linewidth=1,
+                label=f"{task.split('|')[0]} {metric}")
+    ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=7)
+    ax.set_ylabel("score")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def _wall(m: dict) -> str:
     if m.get("wall_seconds") is not None:
         return f"{m['wall_seconds']:.0f} s"
@@ -201,7 +229,10 @@ def report(directory, overrides=()) -> Path:
         lines += ["", "## Mixture shares", "", to_markdown(build_report(directory, overrides))]
     compare = stage_dir(run, "eval") / "compare.md"
     if "eval" in manifests and compare.is_file():
-        lines += ["", "## Evaluation beside the published SmolLM3 numbers", "", compare.read_text()]
+        lines += ["", "## Evaluation beside the published SmolLM3 numbers", ""]
+        if plot_eval(manifests["eval"].get("metrics", {}), out.with_name("report_eval.png")):
+            lines += ["Every scored checkpoint, one line per task:", "", "![eval](report_eval.png)", ""]
+        lines.append(compare.read_text())
     lines += ["", "## Manifests", "", "| stage | commit | recipe sha256 | inputs | wall time | peak memory |",
               "|---|---|---|---|---|---|"]
     for s, m in manifests.items():

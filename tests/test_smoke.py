@@ -46,7 +46,7 @@ def test_smoke_killed_at_a_random_point_completes_with_the_uninterrupted_metrics
 def test_every_manifest_records_its_wall_time_and_peak_memory(smoke):
     for stage, m in manifests(smoke).items():
         assert m["wall_seconds"] > 0 and m["peak_rss_scope"] == "the stage", stage
-        assert 100 < m["peak_rss_mib"] < 24 * 1024, (stage, m["peak_rss_mib"])
+        assert 50 < m["peak_rss_mib"] < 24 * 1024, (stage, m["peak_rss_mib"])
     for stage in ("pretrain-stage1", "longctx-64k"):
         assert manifests(smoke)[stage]["processes"] == 2
 
@@ -94,10 +94,10 @@ def test_the_report_card_has_a_measured_row_per_stage_plots_and_manifests(smoke)
     for stage in ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k", "longctx-64k", "midtrain",
                   "sft", "apo", "merge"):
         assert rows[stage].endswith(("| yes |", "| **no** |")), rows[stage]  # a measured figure, judged
-    for needle in ("![loss](report_loss.png)", "![lr](report_lr.png)", "## The plan", "## Mixture shares",
-                   "## Evaluation beside the published SmolLM3 numbers", "## Manifests"):
+    for needle in ("![loss](report_loss.png)", "![lr](report_lr.png)", "![eval](report_eval.png)", "## The plan",
+                   "## Mixture shares", "## Evaluation beside the published SmolLM3 numbers", "## Manifests"):
         assert needle in text, needle
     for stage, manifest in manifests(smoke).items():
         assert f"| {manifest['peak_rss_mib']:,.0f} MiB" in manifest_rows[stage], manifest_rows[stage]
-    for png in ("report_loss.png", "report_lr.png"):
+    for png in ("report_loss.png", "report_lr.png", "report_eval.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
