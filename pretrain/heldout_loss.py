@@ -91,11 +91,18 @@ def stage_figures(r, hf_dir: Path) -> dict:
         return {"heldout": "not measured: the data stage wrote no held-out documents (only builtin sources have "
                            "them, pretrain/data/heldout.py)"}
     after = HeldoutScorer(hf_dir)
-    if r.kind != "longctx" or r.init_from is None:
+    if r.kind != "longctx":
         return {"heldout_loss": after.categories(docs, r.batch.sequence_length)}
-    prev_hf = stage_dir(r.run, r.init_from) / "hf"
+    # the model this stage started from: `init.from` (a local folder; a Hub id is not scored) or init_from's hf/
+    prev_hf = (Path(r.init.from_) if r.init is not None
+               else stage_dir(r.run, r.init_from) / "hf" if r.init_from else None)
+    if prev_hf is None or not (prev_hf / "config.json").is_file():
+        return {"heldout_loss": after.categories(docs, r.batch.sequence_length),
+                "heldout": "past the previous length: not measured (no local Hugging Face folder of the model this "
+                           "stage started from)"}
     before = HeldoutScorer(prev_hf)
     start, end = trained_length(prev_hf), r.batch.sequence_length
+    origin = r.init.from_ if r.init is not None else r.init_from
     return {"heldout_loss": after.categories(docs, start), "heldout_loss_before": before.categories(docs, start),
             "heldout_past_previous_length": {"before": before.past(docs, start, end),
-                                             "after": after.past(docs, start, end), "from_stage": r.init_from}}
+                                             "after": after.past(docs, start, end), "from_stage": origin}}

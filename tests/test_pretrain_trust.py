@@ -214,4 +214,7 @@ def test_a_nanotron_stage_can_start_from_a_hugging_face_model(chain, tmp_path):
     assert sorted(resumed) == [1, 2, 3, 4]
     # the same weights as pretrain-stage3's last checkpoint: the same first loss as the chain's longctx-32k
     assert resumed[1]["loss"] == pytest.approx(losses(chain / "longctx-32k")[1]["loss"], abs=1e-5)
-    assert [i["path"] for i in json.loads((sdir / "manifest.json").read_text())["inputs"]][-1] == str(model)
+    m = json.loads((sdir / "manifest.json").read_text())
+    assert [i["path"] for i in m["inputs"]][-1] == str(model)
+    # the long-context figure compares this stage with the model it started from
+    assert m["metrics"]["heldout_past_previous_length"]["from_stage"] == str(model)
