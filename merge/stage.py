@@ -9,8 +9,9 @@ Every input is found and checked before anything is written (merge/inputs.py: co
 architecture, shapes, vocabulary and RoPE settings as each other and as the recipe); bad input is one line,
 exit 2, and no output folder. Each merge is written into a temporary folder and renamed into place. The
 rendered mergekit YAMLs are saved beside the models (`soup.yaml`, `blend.yaml`: rerun them with
-`mergekit-yaml`). Both outputs are complete HF folders: config, safetensors, the tokenizer with the SFT chat
-template (mergekit copies the first model's), generation config. mergekit 0.1.5 has no SmolLM3 definition: it
+`mergekit-yaml`, which may take the tokenizer from another input, see take_tokenizer). Both outputs are
+complete HF folders: config, safetensors, the tokenizer with the post-training chat template (taken from the
+APO checkpoints, then from the soup), generation config. mergekit 0.1.5 has no SmolLM3 definition: it
 infers the layout from the model's weight names (a test checks that every tensor is merged, the tied
 embedding once). The manifest records mode following and the passkey figure of the soup, the final model
 and the long-context model side by side (merge/figures.py).
@@ -30,9 +31,28 @@ from merge.mergekit_config import blend_config, soup_config
 from recipes.loader import display
 from rundir import StageRun
 
+# The tokenizer and template files mergekit copies from its "donor" model (mergekit.merge._copy_tokenizer).
+TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer.model",
+                   "added_tokens.json", "merges.txt", "chat_template.jinja", "generation_config.json",
+                   "chat_template.json")
 
-def run_mergekit(config: dict, out: Path) -> float:
-    """Merge into `out` (a temporary folder renamed into place); the seconds it took."""
+
+def take_tokenizer(donor: Path, out: Path) -> None:
+    """Make out's tokenizer, chat template and generation config exactly the donor's. mergekit 0.1.5 copies them
+    from `base_model`, else from the first of `referenced_models()`, which is a set turned into a list: with no
+    base model (linear merges) the donor changes with the process' hash seed, and the blend of the soup with the
+    mid-trained model sometimes came out with the mid-trained model's ChatML template (no /think, /no_think)."""
+    for name in TOKENIZER_FILES:
+        src, dst = donor / name, out / name
+        if src.is_file():
+            shutil.copy(src, dst)
+        elif dst.exists():
+            dst.unlink()
+
+
+def run_mergekit(config: dict, out: Path, tokenizer_from: Path) -> float:
+    """Merge into `out` (a temporary folder renamed into place) with the tokenizer and template of
+    `tokenizer_from`; the seconds it took."""
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
@@ -41,6 +61,7 @@ def run_mergekit(config: dict, out: Path) -> float:
     t0 = time.time()
     options = MergeOptions(copy_tokenizer=True, lazy_unpickle=False, write_model_card=True)  # tqdm: rate, ETA
     run_merge(MergeConfiguration.model_validate(config), str(tmp), options)
+    take_tokenizer(Path(tokenizer_from), tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return time.time() - t0
@@ -60,11 +81,11 @@ def run(r) -> None:
             (run_.dir / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         print(f"[merge] soup: {r.soup_method} over {len(soup_inputs)} checkpoints of {r.soup_from} "
               f"({', '.join(p.name for p in soup_inputs)})", flush=True)
-        seconds = {"soup": run_mergekit(configs["soup"], soup_dir)}
+        seconds = {"soup": run_mergekit(configs["soup"], soup_dir, tokenizer_from=soup_inputs[-1])}
         weights = ", ".join(f"{b.weight:g} {b.model}" for b in r.blend)
         print(f"[merge] soup in {display(soup_dir)} ({seconds['soup']:.1f}s); blend: {r.blend_method} {weights}",
               flush=True)
-        seconds["blend"] = run_mergekit(configs["blend"], final_dir)
+        seconds["blend"] = run_mergekit(configs["blend"], final_dir, tokenizer_from=soup_dir)  # the dual-mode template
         print(f"[merge] final model in {display(final_dir)} ({seconds['blend']:.1f}s)", flush=True)
         measured = {"soup": figures(soup_dir, r.model.max_position_embeddings, "merge soup"),
                     "final": figures(final_dir, r.model.max_position_embeddings, "merge final")}

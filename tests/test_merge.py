@@ -11,6 +11,8 @@ from conftest import REPO
 
 from tests.nanotron_stages import stage
 
+CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 ROPE = {"rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0}, "max_position_embeddings": 1024}
 
 
@@ -27,6 +29,8 @@ def fake_run(root, n_checkpoints=3, mid=None, mid_chat=True):
         ckpt = make_tiny_model(apo / "checkpoints" / f"checkpoint-{5 * (i + 1)}", seed=i, chat=True, **ROPE)
         mark_complete(ckpt, step=5 * (i + 1))
     make_tiny_model(midtrain / "hf", seed=10, chat=mid_chat, **{**ROPE, **(mid or {})})
+    if mid_chat:  # as after mid-training: the same vocabulary, a ChatML template without the two modes
+        (midtrain / "hf" / "chat_template.jinja").write_text(CHATML)
     for d in (apo, midtrain):
         (d / "manifest.json").write_text(json.dumps({"stage": d.name, "status": "completed"}))
     return runs
@@ -156,3 +160,35 @@ def test_make_merge_after_apo_loads_and_generates_in_both_modes(apo_runs, tmp_pa
         ids = tok(text, return_tensors="pt", add_special_tokens=False)
         assert model.generate(**ids, max_new_tokens=4, do_sample=False).shape[1] > ids["input_ids"].shape[1]
 
+
+
+@pytest.mark.slow
+def test_the_final_model_carries_the_soups_template_even_when_mergekit_would_take_the_mid_trained_ones(tmp_path):
+    """mergekit copies the tokenizer of the first model of a set, whose order follows the process' hash seed.
+    With a seed for which it lists the mid-trained model first (found here), both outputs still carry the APO
+    checkpoints' dual-mode template, never the mid-trained model's ChatML one."""
+    import os
+    import subprocess
+    import sys
+
+    def merge(seed):
+        shutil.rmtree(runs / "tiny" / "merge", ignore_errors=True)
+        out = subprocess.run([sys.executable, "-m", "pipeline", "run", "recipes/tiny/merge.yaml"], cwd=REPO,
+                             env=dict(os.environ, SMOLLM3_RUNS=str(runs), PYTHONHASHSEED=seed), capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+
+    def first_referenced(seed):
+        code = ("import sys, yaml; from mergekit.config import MergeConfiguration as C; "
+                "print(C.model_validate(yaml.safe_load(open(sys.argv[1]))).referenced_models()[0].model.path)")
+        return subprocess.run([sys.executable, "-c", code, str(runs / "tiny" / "merge" / "blend.yaml")],
+                              env=dict(os.environ, PYTHONHASHSEED=seed), capture_output=True, text=True).stdout.strip()
+
+    template = (REPO / "posttrain" / "chat_template.jinja").read_text()
+    runs = fake_run(tmp_path / "base", n_checkpoints=2)
+    merge("0")
+    mid = str((runs / "tiny" / "midtrain" / "hf").resolve())
+    seed = next(s for s in map(str, range(1, 40)) if first_referenced(s) == mid)
+    merge(seed)
+    for folder in ("soup", "hf"):
+        assert (runs / "tiny" / "merge" / folder / "chat_template.jinja").read_text() == template, (seed, folder)
