@@ -60,6 +60,7 @@ def _answer(tok, ids) -> str:
 
 
 def transformers_batch(lm, tok, prompts: list[str], sampling: Sampling, step: int) -> list[str]:
+    """Answers of one batch; sampling is seeded with `seed + step` (the batch's index in the whole list)."""
     import torch
 
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
@@ -75,9 +76,12 @@ def transformers_batch(lm, tok, prompts: list[str], sampling: Sampling, step: in
 
 def generate_batches(model: str, conversations: list[list[dict]], kwargs: list[Optional[dict]], sampling: Sampling,
                      batch_size: int, *, backend: str = "transformers", revision: Optional[str] = None,
-                     template: Optional[str] = None, label: str = "generate") -> Iterator[tuple[int, list[str]]]:
+                     template: Optional[str] = None, label: str = "generate",
+                     positions: Optional[list[int]] = None) -> Iterator[tuple[int, list[str]]]:
     """Answer every conversation; yields (index of the batch's first conversation, its answers) batch by batch,
-    printing progress (conversations/s, ETA), so that a caller can write each batch as it comes."""
+    printing progress (conversations/s, ETA), so that a caller can write each batch as it comes.
+    `positions`: each conversation's index in the whole list when these are what is left of it (a resumed run):
+    a batch is then seeded as it was in the uninterrupted run, and samples the same answers."""
     t0, n = time.time(), len(conversations)
     if backend == "vllm":
         from vllm import LLM, SamplingParams  # optional backend: requirements-gpu.txt
@@ -95,7 +99,7 @@ def generate_batches(model: str, conversations: list[list[dict]], kwargs: list[O
     for step, start in enumerate(range(0, n, batch_size)):
         prompts = [render(tok, c, k) for c, k in zip(conversations[start:start + batch_size],
                                                      kwargs[start:start + batch_size])]
-        answers = batch_fn(prompts, step)
+        answers = batch_fn(prompts, positions[start] // batch_size if positions else step)
         done = min(start + batch_size, n)
         rate = done / max(time.time() - t0, 1e-9)
         eta = (n - done) / rate if rate else math.inf

@@ -79,6 +79,16 @@ def read_records(path: Path) -> dict:
     return out
 
 
+def drop_cut_line(path: Path) -> None:
+    """A kill can leave the last line of a jsonl file without its newline: cut it off, so that the next append
+    starts a line of its own instead of gluing a record onto it."""
+    if path.is_file():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
+
 def write_jsonl(path: Path, rows) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -111,14 +121,18 @@ def answer_all(r, found, from_stage: bool, todo_all, records_file: Path, label: 
     done = {k: v for k, v in read_records(records_file).items()
             if v.get("teacher_id") == ident and v.get("settings") == settings and v.get("mode") == r.mode}
     todo = [(pid, p) for pid, p, _ in todo_all if pid not in done]
+    # each prompt's place in the whole list: answers are written batch by batch, so what is left after a kill
+    # starts at a batch boundary and each batch is sampled with the seed it had in the uninterrupted run
+    positions = [i for i, (pid, _, _) in enumerate(todo_all) if pid not in done]
     print(f"[{label}] {len(todo_all)} prompts, {len(done)} already answered by {model}: generating {len(todo)}",
           flush=True)
     kwargs = {"enable_thinking": r.mode == "think"}
     sampling = Sampling(r.sampling.temperature, r.sampling.top_p, r.sampling.max_new_tokens, r.seed)
+    drop_cut_line(records_file)
     with open(records_file, "a") as f:
         for start, answers in generate_batches(model, [p for _, p in todo], [kwargs] * len(todo), sampling,
                                                r.batch_size, backend=r.backend, revision=revision, label=label,
-                                               template=template):
+                                               template=template, positions=positions):
             for (pid, p), answer in zip(todo[start:start + len(answers)], answers):
                 rec = {"prompt_id": pid, "messages": p + [{"role": "assistant", "content": answer}],
                        "chat_template_kwargs": kwargs, "mode": r.mode, "model": model, "revision": revision,

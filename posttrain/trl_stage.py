@@ -165,7 +165,7 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
 
     from posttrain.mixture import mixture
     from posttrain.trl_config import trl_config
-    from rundir import StageRun
+    from rundir import StageRun, trim_step_log
 
     cuda = torch.cuda.is_available()
     sdir = stage_dir(r.run, r.stage)
@@ -201,6 +201,7 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
         print(f"[{r.stage}] {len(train):,} training / {len(heldout):,} held-out examples; held-out loss before "
               f"{before:.4f}", flush=True)
         measured = {f"{k}_before": v for k, v in (measure(model, tokenizer, heldout) if measure else {}).items()}
+        trim_step_log(sdir / "losses.jsonl", int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0)
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         evaluated = trainer.evaluate()
         after = evaluated["eval_loss"]

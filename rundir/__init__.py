@@ -95,6 +95,24 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def trim_step_log(path: Path, last_step: int) -> None:
+    """Keep the records of a per-step jsonl log (`{"step": ...}`) up to `last_step`, the step a resumed run
+    starts after: the later steps are trained, and logged, again. A line cut by a kill is dropped too."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                keep.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, path)
+
+
 def input_record(p) -> dict:
     p = Path(p)
     m = read_manifest(p) if p.is_dir() else None

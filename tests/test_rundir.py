@@ -93,3 +93,14 @@ def test_training_view_ignores_what_only_records_a_run():
     assert changes(training_view(a), training_view(c)) == ["optimizer.lr: 0.003 -> 0.001", "seed: 6 -> 7"]
     s1 = recipe_json(load_stage(REPO / "recipes/tiny/pretrain-stage1.yaml"))
     assert run_view(s1) == run_view(a) and training_view(s1) != training_view(a)  # one run, two stages
+
+
+def test_a_resumed_run_keeps_its_step_log_up_to_the_checkpoint(tmp_path):
+    from rundir import trim_step_log
+
+    log = tmp_path / "losses.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 6)) + '{"step": 6, "lo')
+    trim_step_log(log, 3)  # resumed after step 3: steps 4-6 are trained again; the line cut by the kill goes too
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3]
+    trim_step_log(tmp_path / "absent.jsonl", 3)
+    assert not (tmp_path / "absent.jsonl").exists()

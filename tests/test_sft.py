@@ -32,20 +32,27 @@ def test_synth_writes_think_mode_records_with_their_provenance(sft_runs):
 
 
 @pytest.mark.slow
-def test_synth_killed_halfway_generates_only_the_missing_prompts(sft_runs, tmp_path):
+def test_synth_killed_halfway_generates_only_the_missing_prompts_and_the_same_answers(sft_runs, tmp_path):
+    """Answers are written batch by batch (16 prompts); a kill after two batches leaves 32 records and a cut
+    line. The rerun keeps the 32, samples the other 88 with the seeds of the uninterrupted run, and so writes
+    the same answers (temperature 0.6)."""
     runs = tmp_path / "runs"
     for name in ("data", "midtrain", "synth"):
         shutil.copytree(sft_runs / "tiny" / name, runs / "tiny" / name)
     sdir = runs / "tiny" / "synth"
-    kept = records(sdir / "records.jsonl")[:12]
+    complete = {r["prompt_id"]: r for r in records(sdir / "records.jsonl")}
+    kept = records(sdir / "records.jsonl")[:32]
     (sdir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"prompt_id": "cut')
     m = json.loads((sdir / "manifest.json").read_text())
     (sdir / "manifest.json").write_text(json.dumps({**m, "status": "running"}))  # as a kill leaves it
     out = stage(runs, "synth")
-    assert "12 already answered" in out.stdout and "generating 108" in out.stdout, out.stdout[-2000:]
+    assert "32 already answered" in out.stdout and "generating 88" in out.stdout, out.stdout[-2000:]
     again = records(sdir / "data" / "train.jsonl") + records(sdir / "data" / "test.jsonl")
     by_id = {r["prompt_id"]: r for r in again}
     assert len(by_id) == 120 and all(by_id[r["prompt_id"]] == r for r in kept)
+    assert by_id == complete  # the regenerated answers are the uninterrupted run's
+    # the line cut by the kill is gone: every line of records.jsonl is a whole record
+    assert {r["prompt_id"]: r for r in records(sdir / "records.jsonl")} == complete
     assert "up to date" in stage(runs, "synth").stdout
 
 
