@@ -33,7 +33,7 @@ from pretrain.smollm3_nanotron import SmolLM3Trainer
 from pretrain.train_checks import preflight, stage_inputs
 from recipes.derive import derived
 from recipes.schema import NanotronStage
-from rundir import StageRun, stage_dir
+from rundir import StageRun, stage_dir, trim_step_log
 from rundir.checkpoints import mark_complete, marked_checkpoints, prune
 from rundir.resume import input_manifests, run_sha256, training_sha256
 
@@ -46,11 +46,30 @@ def up_to_date(r: NanotronStage) -> bool:
 class StageTrainer(SmolLM3Trainer):
     """SmolLM3Trainer that marks complete checkpoints and records per-step losses."""
 
+    PROGRESS_EVERY = 10  # steps between progress lines (rate, ETA) of the logging rank
+
     def post_init(self):
         self.loss_log = None
         self.writer = None
         self.recipe_hashes: dict = {}
         self.keep_last = None
+        self.stage_name = "train"
+        self._clock = None  # (time, step) of the first step of this call: the rate is this call's
+
+    def _progress(self, loss: float) -> None:
+        """`[stage] step k/N loss x, r steps/s, ETA s` every PROGRESS_EVERY steps and at the last, from the one
+        rank with dp rank 0 and tp rank 0 among those that hold the loss."""
+        pc = self.parallel_context
+        if dist.get_rank(pc.dp_pg) or dist.get_rank(pc.tp_pg):
+            return
+        if self._clock is None:
+            self._clock = (time.time(), self.iteration_step - 1)
+        last, (t0, step0) = self.config.tokens.train_steps, self._clock
+        if (self.iteration_step - step0) % self.PROGRESS_EVERY and self.iteration_step != last:
+            return
+        rate = (self.iteration_step - step0) / max(time.time() - t0, 1e-9)
+        print(f"[{self.stage_name}] step {self.iteration_step}/{last} loss {loss:.4f} {rate:.2f} steps/s, "
+              f"ETA {(last - self.iteration_step) / rate:.0f}s", flush=True)
 
     def post_save_checkpoint(self):
         """Once every rank has written the checkpoint, rank 0 marks it COMPLETE (with checksums and the hashes
@@ -70,6 +89,7 @@ class StageTrainer(SmolLM3Trainer):
             self.loss_log.write(json.dumps({"step": self.iteration_step, "loss": float(loss_avg), "lr": lr,
                                             "time": time.time()}) + "\n")
             self.loss_log.flush()
+            self._progress(float(loss_avg))
             if self.writer is not None:
                 self.writer.add_scalar("train/loss", float(loss_avg), self.iteration_step)
                 self.writer.add_scalar("train/lr", lr, self.iteration_step)
@@ -131,6 +151,7 @@ def run(r: NanotronStage, resume_mode: str = "refuse") -> None:
         trainer.recipe_hashes = {"training_sha256": training_sha256(r), "run_sha256": run_sha256(r),
                                  "inputs": input_manifests(inputs)}
         trainer.keep_last = r.checkpoints.keep_last
+        trainer.stage_name = r.stage
         model = trainer.unwrapped_model
         samples_before_stage = (d.first_step - 1) * d.global_batch_seqs if r.kind == "pretrain" else 0
         first_sample = trainer.consumed_train_samples - samples_before_stage
@@ -138,6 +159,7 @@ def run(r: NanotronStage, resume_mode: str = "refuse") -> None:
                                  grad_accum=d.grad_accum, parallel_context=trainer.parallel_context,
                                  input_pp_rank=model.input_pp_rank, output_pp_rank=model.output_pp_rank)
         if trainer.iteration_step < d.last_step:
+            trim_step_log(sdir / f"losses.rank{world_rank}.jsonl", trainer.iteration_step)  # steps after it: again
             with open(sdir / f"losses.rank{world_rank}.jsonl", "a") as log:
                 trainer.loss_log = log
                 trainer.writer = _tensorboard(r, sdir / "tensorboard") if world_rank == 0 else None

@@ -43,6 +43,17 @@ def test_smoke_killed_at_a_random_point_completes_with_the_uninterrupted_metrics
 
 
 @pytest.mark.slow
+def test_every_stage_that_runs_for_a_while_shows_its_progress_with_a_rate_and_an_eta(smoke):
+    lines = (smoke["first"] + smoke["second"].stdout).splitlines()
+    for stage in PIPELINE:
+        if stage in ("data", "merge"):  # seconds long: per-source tokens/s, mergekit's tqdm
+            continue
+        assert any(line.startswith(f"[{stage}") and "/s" in line and "ETA" in line for line in lines), stage
+    assert any(line.startswith("[data] ") and "tokens/s" in line for line in lines)
+    assert "[pipeline] 13/13 stages done" in smoke["second"].stdout
+
+
+@pytest.mark.slow
 def test_every_manifest_records_its_wall_time_and_peak_memory(smoke):
     for stage, m in manifests(smoke).items():
         assert m["wall_seconds"] > 0 and m["peak_rss_scope"] == "the stage", stage
