@@ -104,11 +104,12 @@ def run(r: EvalStage) -> None:
             print(f"[eval] {note}", flush=True)
         results, t0 = [], time.time()
         for i, job in enumerate(todo, 1):
-            eta = (time.time() - t0) / (i - 1) * (len(todo) - i + 1) if i > 1 else None
+            rate = (i - 1) / max(time.time() - t0, 1e-9)  # evaluations finished per second
             print(f"[eval] {i}/{len(todo)}: {job.label} on suite {job.suite}"
                   + (f" with system prompt {job.system_prompt}" if job.system_prompt else "")
                   + (f", YaRN x{r.yarn_factor:g}" if job.yarn_from else "")
-                  + (f", ETA {eta:.0f}s" if eta is not None else ""), flush=True)
+                  + (f", {rate:.2f} evaluations/s, ETA {(len(todo) - i + 1) / rate:.0f}s" if i > 1 else ""),
+                  flush=True)
             if job.yarn_from:
                 yarn_view(job.yarn_from, r.yarn_factor, job.model)
             out = run_.dir / job.label
