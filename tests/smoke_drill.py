@@ -82,10 +82,11 @@ def differences(got: dict, golden: dict) -> list[str]:
     return out
 
 
-def run_killed(runs: Path, log: Path, seed: int, total_seconds: float) -> dict:
+def run_killed(runs: Path, log: Path, seed: int, total_seconds) -> dict:
     """Start the pipeline, SIGKILL it at a random time within the first 90% of an uninterrupted run's wall time
     (picked by `seed`; a negative seed: not killed), run it again to the end; returns what happened."""
     at = random.Random(seed).uniform(3.0, 0.9 * total_seconds) if seed >= 0 else None
+    t0 = time.time()
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", *RUN], cwd=REPO, env=env(runs), stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -96,11 +97,12 @@ def run_killed(runs: Path, log: Path, seed: int, total_seconds: float) -> dict:
             kill_tree(proc.pid)
             proc.wait()
             killed = True
-    first = log.read_text()
+    first, first_seconds = log.read_text(), time.time() - t0
     started = [line.split("] ", 1)[1].strip(" =") for line in first.splitlines() if line.startswith("=== [")]
     second = subprocess.run([sys.executable, "-m", *RUN], cwd=REPO, env=env(runs), capture_output=True, text=True,
                             timeout=1200)
     report = subprocess.run([sys.executable, "-m", "pipeline", "report", "recipes/tiny"], cwd=REPO, env=env(runs),
                             capture_output=True, text=True, timeout=300)
     return {"seed": seed, "at": at and round(at, 1), "killed": killed, "killed_in": started[-1] if started else None,
+            "first_seconds": first_seconds,
             "first": first, "second": second, "report": report}
