@@ -82,7 +82,7 @@ def smoke(tmp_path_factory):
     if refresh:
         smoke_drill.GOLDEN.write_text(json.dumps({"wall_seconds": round(drill["first_seconds"]), "abs_tol":
                                                   smoke_drill.ABS_TOL, "metrics": smoke_drill.final_metrics(
-                                                      runs / "tiny")}, indent=1) + "\n")
+                                                      runs / "tiny")}, indent=1, sort_keys=True) + "\n")
     golden = json.loads(smoke_drill.GOLDEN.read_text())
     return {**drill, "runs": runs, "golden": golden}
 
