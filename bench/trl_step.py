@@ -31,7 +31,7 @@ def trl_trainer(recipe, tmp: str, steps: int):
 
     from posttrain.mixture import mixture
     from posttrain.trl_config import trl_config
-    from posttrain.trl_stage import CHATML
+    from posttrain.chat_template import CHATML
     from pretrain.data.tokenizer import tokenizer_dir
     from pretrain.smollm3_config import SmolLM3Config as Ours
 

@@ -1,7 +1,9 @@
-"""Talk to a post-trained model in either mode.
+"""Talk to a post-trained model in either mode; print the chat template a recipe trains with.
 
 Usage: python -m posttrain chat MODEL [--think | --no-think] "prompt"     one answer, then exit
        python -m posttrain chat MODEL --no-think                           a prompt per line from stdin
+       python -m posttrain template RECIPE [--out FILE] [key=value ...]    RECIPE: a recipe folder (its sft
+                                                                           stage) or a stage file
 
 MODEL is an HF folder (e.g. runs/tiny/sft/hf) or a Hub id. The conversation is rendered by the model's own
 chat template with `enable_thinking`; the think block (if any) is printed apart from the final answer.
@@ -27,7 +29,13 @@ def main(argv=None) -> int:
     chat.add_argument("--temperature", type=float, default=0.0)
     chat.add_argument("--top-p", type=float, default=1.0)
     chat.add_argument("--seed", type=int, default=0)
+    template = sub.add_parser("template", help="the exact chat template a recipe trains with")
+    template.add_argument("recipe", help="a recipe folder (its sft stage) or a TRL stage file")
+    template.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
+    template.add_argument("--out", help="write it to this file (default: print it)")
     args, extra = ap.parse_known_args(argv)  # the prompt may follow --think / --no-think
+    if args.command == "template":
+        return write_template(ap, args, extra)
     if any(x.startswith("-") for x in extra) or (extra and args.prompt is not None):
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
@@ -48,6 +56,22 @@ def main(argv=None) -> int:
         if think is not None:
             print(f"[think]\n{think}\n[/think]")
         print(f"[answer]\n{final}", flush=True)
+    return 0
+
+
+def write_template(ap, args, extra) -> int:
+    from posttrain.chat_template import write_template as write
+    from recipes.loader import RecipeError
+
+    if extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        text = write(args.recipe, args.out, args.overrides)
+    except RecipeError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if not args.out:
+        sys.stdout.write(text)
     return 0
 
 

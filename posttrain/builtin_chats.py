@@ -43,6 +43,13 @@ CALCULATOR = json.dumps({"type": "function", "function": {
     "name": "calculator", "description": "Evaluate an arithmetic expression with + - * and integers.",
     "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}}})
 
+# The XML tools section as the template writes a `tools=[calculator]` argument; smoltalk2's `xml_tools` kwarg is
+# written into the header as it is given, so the tiny data gives the finished text.
+XML_TOOLS = ("You may call one or more functions to assist with the user query.\n\nYou are provided with function "
+             "signatures within <tools></tools> XML tags:\n\n<tools>\n" + CALCULATOR + "\n</tools>\n\nFor each "
+             "function call, return a json object with function name and arguments within <tool_call></tool_call> "
+             "XML tags.")
+
 
 def _conversation(trace: str) -> list[dict]:
     problem, _, rest = trace.partition("\n\nReasoning:\n")
@@ -192,7 +199,7 @@ def tool_chats(split: str) -> list[dict]:
             {"role": "assistant", "content": f"<tool_call>\n{call}\n</tool_call>"},
             {"role": "tool", "content": str(result)},
             {"role": "assistant", "content": f"{a} {word} {b} is {result}."}],
-            "chat_template_kwargs": {"xml_tools": [CALCULATOR]}})
+            "chat_template_kwargs": {"xml_tools": XML_TOOLS}})
     return out
 
 

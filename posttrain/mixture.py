@@ -6,7 +6,8 @@ a dataset's examples kept, not a sampling probability), then concatenates the pa
 the same seed. TRL passes each example's `chat_template_kwargs` to the chat template.
 
 Every example gets all the `chat_template_kwargs` keys the smollm3 template reads (TEMPLATE_KWARGS; None where
-unset), the recipe's `template_date` as `today_date`, and its dataset's mode as `enable_thinking`.
+unset, which the template reads as unset, except `enable_thinking`), and its dataset's mode as `enable_thinking`.
+The date in the template's header is the recipe's (`chat.today_date`, written into the template itself).
 
 Where a dataset comes from (`datasets[i].dataset`): `builtin:<name>` (conversations this repository
 generates, posttrain/builtin_chats.py), `stage:<stage>` (what a stage of this run wrote, e.g. `make synth`),
@@ -24,7 +25,7 @@ from rundir import completed_stage
 
 # The keys of `chat_template_kwargs` the smollm3 template reads (smoltalk2's column has the first four): every
 # example gets all of them (None where unset), so that datasets of different sources concatenate.
-TEMPLATE_KWARGS = ("custom_instructions", "enable_thinking", "python_tools", "xml_tools", "today_date")
+TEMPLATE_KWARGS = ("custom_instructions", "enable_thinking", "python_tools", "xml_tools")
 
 
 def load_split(d, split: str, where: str, key: str, run: str = None):
@@ -70,13 +71,11 @@ def stage_inputs(recipe, datasets=None, field: str = "datasets") -> list[Path]:
     return out
 
 
-def _template_kwargs(example, mode, date):
+def _template_kwargs(example, mode):
     kw = dict.fromkeys(TEMPLATE_KWARGS)
     kw.update({k: v for k, v in (example.get("chat_template_kwargs") or {}).items() if v is not None})
     if mode is not None:
         kw["enable_thinking"] = mode == "think"
-    if date is not None:
-        kw["today_date"] = date
     return {"chat_template_kwargs": kw}
 
 
@@ -84,7 +83,6 @@ def mixture_parts(recipe, split: str = None, datasets=None, field: str = "datase
     """Each dataset's kept examples (its own split, or `split`), in the order of `datasets` (default: the
     recipe's `datasets`; `field` names the recipe field they come from, for errors)."""
     parts = []
-    date = getattr(recipe, "template_date", None)
     for i, d in enumerate(recipe.datasets if datasets is None else datasets):
         key = f"{field}.{i}"
         where = recipe.file_of(key)
@@ -98,7 +96,7 @@ def mixture_parts(recipe, split: str = None, datasets=None, field: str = "datase
             raise RecipeError(where, f"{key}.weight", f"keeps no example of the {len(ds)} of {d.dataset} "
                               f"(got {d.weight})")
         ds = ds.select_columns(d.columns).shuffle(seed=recipe.dataset_seed).select(range(keep))
-        ds = ds.map(_template_kwargs, fn_kwargs={"mode": d.mode, "date": date})
+        ds = ds.map(_template_kwargs, fn_kwargs={"mode": d.mode})
         parts.append(ds)
     return parts
 

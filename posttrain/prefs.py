@@ -79,14 +79,14 @@ def own_template(model: str, revision) -> bool:
 def generated_pairs(r, found, run_dir, counts) -> list[dict]:
     """Both models answer every prompt (each with its own chat template; one without, such as a pretraining
     checkpoint, with the smollm3 template) and the pairs are formed; right answers are counted."""
+    from posttrain.chat_template import recipe_chat, smollm3_template
     from posttrain.synth import answer_all, prompts
-    from posttrain.trl_stage import SMOLLM3_TEMPLATE
 
     rows = prompts(r)
     answers = {}
     for role in ("strong", "weak"):
         model, revision, _ = found[role]
-        template = None if own_template(model, revision) else SMOLLM3_TEMPLATE.read_text()
+        template = None if own_template(model, revision) else smollm3_template(recipe_chat(r, "chat"))
         answers[role] = answer_all(r, found[role], getattr(r, role) is None, rows, run_dir / f"{role}.jsonl",
                                    f"prefs {role}", template)[0]
     out = []
@@ -126,15 +126,16 @@ def policy_tokenizer(r):
     is measured in."""
     from transformers import AutoTokenizer
 
-    from posttrain.trl_stage import SMOLLM3_TEMPLATE
+    from posttrain.chat_template import check_tokens, recipe_chat, smollm3_template
     from pretrain.data.tokenizer import tokenizer_dir
 
     name = r.tokenizer.name_or_path if r.tokenizer.kind == "hub" else tokenizer_dir(r)
     if r.tokenizer.kind != "hub" and not name.exists():
         raise RecipeError(r.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path", f"{display(name)} does not "
                           "exist (run make data first): max_length is measured in its tokens")
-    tok = AutoTokenizer.from_pretrained(str(name))
-    tok.chat_template = SMOLLM3_TEMPLATE.read_text()
+    tok = AutoTokenizer.from_pretrained(str(name), revision=r.tokenizer.revision)
+    tok.chat_template = smollm3_template(recipe_chat(r, "chat"))
+    check_tokens(tok, "smollm3", r.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path")
     return tok
 
 

@@ -30,9 +30,6 @@ from rundir import completed_stage, is_hf_folder, set_aside, stage_dir
 from rundir.checkpoints import intact_checkpoints, mark_complete
 from rundir.resume import check_checkpoint, input_manifests, training_sha256
 
-CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
-          "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
-          "{% endif %}")  # alignment-handbook recipes/smollm3/sft/mid.yaml: plain ChatML
 HELD_OUT = (0.005, 1000)  # a carved-off held-out slice: this fraction of the mixture, at most this many
 DPO_LOGGED = ("rewards/margins", "rewards/accuracies")  # DPOTrainer's per-step figures kept in losses.jsonl
 
@@ -62,21 +59,29 @@ def input_model(r):
     return find_model(r, r.init, r.init_from)
 
 
-SMOLLM3_TEMPLATE = Path(__file__).with_name("chat_template.jinja")  # the dual-mode template (/think, /no_think)
+def stage_tokenizer(r, model_dir: str, revision):
+    """The input model's tokenizer with the stage's chat template and eos token, refused (before anything is
+    written) when it lacks a special token the template writes or has more tokens than the model."""
+    from transformers import AutoConfig, AutoTokenizer
 
+    from posttrain.chat_template import check_tokens, template_for
 
-def chat_template(r):
-    if r.template_date is not None and r.chat_template == "chatml":
-        raise RecipeError(r.file_of("template_date"), "template_date", f"the chatml template writes no date: "
-                          f"remove it (got {r.template_date!r})")
-    if r.chat_template == "chatml":
-        return CHATML
-    if r.chat_template == "smollm3":
-        return SMOLLM3_TEMPLATE.read_text()
-    if r.chat_template == "inherit":
-        return None
-    raise RecipeError(r.file_of("chat_template"), "chat_template", f"unknown template {r.chat_template!r} (chatml, "
-                      "smollm3, inherit)")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, revision=revision)
+    template = template_for(r)
+    if template is not None:
+        tokenizer.chat_template = template
+    if r.eos_token:
+        tokenizer.eos_token = r.eos_token
+    where = model_dir if r.init is not None else display(Path(model_dir))
+    kind = r.chat_template if r.chat_template != "inherit" else (
+        "smollm3" if "<think>" in (tokenizer.chat_template or "") else "chatml")
+    key = "init.from" if r.init is not None else "init_from"
+    check_tokens(tokenizer, kind, where, key)
+    vocab = AutoConfig.from_pretrained(model_dir, revision=revision).vocab_size
+    if len(tokenizer) > vocab:
+        raise RecipeError(where, key, f"the tokenizer has {len(tokenizer)} tokens, more than the model's vocabulary "
+                          f"({vocab})")
+    return tokenizer
 
 
 def resume_point(r, ckpt_dir: Path, mode: str, inputs):
@@ -170,7 +175,7 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
     cuda = torch.cuda.is_available()
     sdir = stage_dir(r.run, r.stage)
     model_dir, revision, recorded = input_model(r)  # everything that can be refused is checked before any write
-    template = chat_template(r)
+    tokenizer = stage_tokenizer(r, model_dir, revision)
     config = trl_config(r, cuda=cuda, output_dir=str(sdir / "checkpoints"))
     from posttrain.mixture import stage_inputs
 
@@ -185,13 +190,8 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
             return
         run_.manifest.update(training_sha256=training_sha256(r), resumed_from=str(checkpoint) if checkpoint else None,
                              continued_from=continued, init_model=model_dir, init_revision=revision)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, revision=revision)
-        if template is not None:
-            tokenizer.chat_template = template
-        if r.eos_token:
-            tokenizer.eos_token = r.eos_token
         model = AutoModelForCausalLM.from_pretrained(model_dir, revision=revision,
                                                      dtype=torch.bfloat16 if r.bf16 else torch.float32)
         train, heldout = held_out(r, mixture(r))

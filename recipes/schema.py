@@ -78,10 +78,28 @@ class ModelConfig(Strict):
 class Tokenizer(Strict):
     name_or_path: str  # a Hub id (cluster runs) or a local folder
     kind: Literal["hub", "local", "build"] = "hub"  # build: trained by `make data` into runs/<recipe>/data/tokenizer
+    revision: Optional[str] = None  # of a Hub tokenizer (a branch, tag or commit); None: main
     build_vocab_size: Optional[Pos] = None
     bos_token_id: Optional[NonNeg] = None  # None: read from the tokenizer folder
     eos_token_id: Optional[NonNeg] = None
     pad_token_id: Optional[NonNeg] = None
+
+    @model_validator(mode="after")
+    def _revision(self):
+        if self.revision is not None and self.kind != "hub":
+            raise InvariantError("tokenizer.revision", f"applies to a Hub tokenizer (kind hub) only: set null for a "
+                                 f"{self.kind} tokenizer (got {self.revision})")
+        return self
+
+
+class ChatFormat(Strict):
+    """The dual-mode chat template's recipe values (posttrain/chat_template.py fills them in)."""
+
+    think_instructions: str  # the custom instructions of a /think conversation without its own
+    no_think_instructions: str  # the same for /no_think
+    # the date in every header ("Today Date: ..."); None: strftime_now("%d %B %Y") when the conversation is
+    # rendered (as the authors' runs did), so the tokens change from day to day
+    today_date: Optional[str] = None
 
 
 class Cluster(Strict):
@@ -107,6 +125,7 @@ class Common(Strict):
     model: ModelConfig
     tokenizer: Tokenizer
     cluster: Cluster
+    chat: Optional[ChatFormat] = None  # read by the stages that render the smollm3 chat template
     _stage_file: str = PrivateAttr(default="")  # set by the loader: the stage file as the user named it
     _origins: dict = PrivateAttr(default_factory=dict)  # set by the loader: dotted field -> file that set it
 
@@ -218,6 +237,16 @@ class StageData(Strict):
     seed: int
 
 
+class LightevalExport(Strict):
+    eval_interval: Pos  # steps between evaluated checkpoints: a multiple of checkpoints.interval
+
+
+class NanotronExport(Strict):
+    """Values only `make export-nanotron` writes (the authors' nanotron config); this repository's runs ignore them."""
+
+    lighteval: Optional[LightevalExport] = None  # the authors' in-training evaluation block; None: `lighteval: null`
+
+
 class NanotronStage(Common):
     kind: Literal["pretrain", "longctx"]
     init_from: Optional[str] = None  # stage whose last checkpoint initializes this run (None: from scratch)
@@ -234,6 +263,7 @@ class NanotronStage(Common):
     # YaRN factor written into the stage's hf/ config, for inference beyond the trained length (the model card
     # runs SmolLM3 at 128k with factor 2 over 65,536); the checkpoints are not affected. None: plain RoPE.
     hf_yarn_factor: Optional[Annotated[float, Field(gt=1)]] = None
+    export: NanotronExport = NanotronExport()  # `make export-nanotron` only (pretrain/export_nanotron.py)
 
     @model_validator(mode="after")
     def _invariants(self):
@@ -327,9 +357,6 @@ class TrlStage(Common):
     save_steps: Optional[PosFloat] = None
     save_total_limit: Optional[Pos] = None
     report_to: list[Literal["tensorboard", "wandb"]] = []  # transformers' integrations; losses.jsonl always
-    # the date the smollm3 chat template writes into every sample ("Today Date: ..."); None: the day the
-    # data is tokenized (strftime_now, as the authors' runs did), so the tokens change from day to day
-    template_date: Optional[str] = None
     resources: Resources
 
     @model_validator(mode="after")

@@ -22,7 +22,7 @@ CHAT_SPECIALS = ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 
 def make_tiny_tokenizer(out_dir: Path, vocab_size: int = 2048, chat: bool = False):
     """A small byte-level BPE trained on local text; `chat`: with the chat and think tokens, `<|im_end|>` as eos
-    and the smollm3 chat template (posttrain/chat_template.jinja)."""
+    and the tiny recipe's smollm3 chat template (posttrain/chat_template.py)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -44,7 +44,9 @@ def make_tiny_tokenizer(out_dir: Path, vocab_size: int = 2048, chat: bool = Fals
         model_max_length=2048,
     )
     if chat:
-        fast.chat_template = (Path(__file__).resolve().parent.parent / "posttrain" / "chat_template.jinja").read_text()
+        from posttrain.chat_template import write_template
+
+        fast.chat_template = write_template(Path(__file__).resolve().parent.parent / "recipes" / "tiny")
     fast.save_pretrained(out_dir)
     return fast
 

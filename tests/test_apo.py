@@ -10,6 +10,7 @@ import shutil
 import pytest
 from conftest import REPO
 
+from posttrain.chat_template import write_template
 from tests.nanotron_stages import records, stage
 
 
@@ -91,7 +92,7 @@ def dpo(tmp_path_factory):
     pair = {"prompt": [{"role": "user", "content": "What is 2 + 2?"}],
             "chosen": [{"role": "assistant", "content": "It is 4."}],
             "rejected": [{"role": "assistant", "content": "It is five, I think."}]}
-    data = Dataset.from_list([{**pair, "chat_template_kwargs": {"enable_thinking": mode, "today_date": "01 July 2025"}}
+    data = Dataset.from_list([{**pair, "chat_template_kwargs": {"enable_thinking": mode}}
                               for mode in (True, False)])
     r = load_stage(REPO / "recipes" / "tiny" / "apo.yaml", ["report_to=[]"])
     config = trl_config(r, cuda=False, output_dir=str(root / "out"))
@@ -170,7 +171,7 @@ def test_every_kept_apo_checkpoint_loads_and_generates_in_both_modes(apo_runs):
     sdir = apo_runs / "tiny" / "apo"
     kept = json.loads((sdir / "manifest.json").read_text())["metrics"]["checkpoints"]
     assert kept == ["checkpoint-15", "checkpoint-30", "checkpoint-45", "checkpoint-60"]
-    template = (REPO / "posttrain" / "chat_template.jinja").read_text()
+    template = write_template(REPO / "recipes" / "tiny")
     for name in kept:
         tok = AutoTokenizer.from_pretrained(sdir / "checkpoints" / name)
         model = AutoModelForCausalLM.from_pretrained(sdir / "checkpoints" / name)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from conftest import REPO
 
+from posttrain.chat_template import write_template
 from tests.nanotron_stages import stage
 
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
@@ -81,7 +82,7 @@ def test_the_merge_writes_complete_hf_folders_and_rerunnable_mergekit_yamls(merg
         (str((mdir / "soup").resolve()), 0.9), (str((runs / "tiny" / "midtrain" / "hf").resolve()), 0.1)]
     for folder in (mdir / "soup", mdir / "hf"):
         tok = AutoTokenizer.from_pretrained(folder)
-        assert tok.chat_template == (REPO / "posttrain" / "chat_template.jinja").read_text()
+        assert tok.chat_template == write_template(REPO / "recipes" / "tiny")
         assert (folder / "generation_config.json").is_file()
         AutoModelForCausalLM.from_pretrained(folder)
     m = json.loads((mdir / "manifest.json").read_text())
@@ -184,7 +185,7 @@ def test_the_final_model_carries_the_soups_template_even_when_mergekit_would_tak
         return subprocess.run([sys.executable, "-c", code, str(runs / "tiny" / "merge" / "blend.yaml")],
                               env=dict(os.environ, PYTHONHASHSEED=seed), capture_output=True, text=True).stdout.strip()
 
-    template = (REPO / "posttrain" / "chat_template.jinja").read_text()
+    template = write_template(REPO / "recipes" / "tiny")
     runs = fake_run(tmp_path / "base", n_checkpoints=2)
     merge("0")
     mid = str((runs / "tiny" / "midtrain" / "hf").resolve())

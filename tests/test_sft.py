@@ -8,6 +8,7 @@ import shutil
 import pytest
 from conftest import REPO, run_cli
 
+from posttrain.chat_template import write_template
 from tests.nanotron_stages import records, stage
 
 
@@ -73,14 +74,14 @@ def test_sft_lowers_the_held_out_loss_and_its_template_renders_both_modes(sft_ru
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(sdir / "hf")
-    assert tok.chat_template == (REPO / "posttrain" / "chat_template.jinja").read_text()
+    assert tok.chat_template == write_template(REPO / "recipes" / "tiny")
     assert tok.eos_token == "<|im_end|>"
     model = AutoModelForCausalLM.from_pretrained(sdir / "hf")
     reference = AutoTokenizer.from_pretrained(sdir / "hf")
-    reference.chat_template = (REPO / "posttrain" / "chat_template.jinja").read_text()
+    reference.chat_template = write_template(REPO / "recipes" / "tiny")
     messages = [{"role": "user", "content": "What is a computer?"}]
     for think in (True, False):
-        kw = {"enable_thinking": think, "today_date": "01 July 2025", "add_generation_prompt": True}
+        kw = {"enable_thinking": think, "add_generation_prompt": True}
         text = tok.apply_chat_template(messages, tokenize=False, **kw)
         assert text == reference.apply_chat_template(messages, tokenize=False, **kw)
         assert text.endswith("<|im_start|>assistant\n" + ("" if think else "<think>\n\n</think>\n"))

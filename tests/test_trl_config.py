@@ -77,7 +77,7 @@ def test_the_mixture_keeps_a_fraction_of_each_dataset_shuffled_with_the_seed(tmp
     assert len(mix) == 25 + 30 and sum(f.startswith("a") for f in firsts) == 25
     assert set(mix.column_names) == {"messages", "chat_template_kwargs"}
     kwargs = {f[0]: k for f, k in zip(firsts, mix["chat_template_kwargs"])}
-    unset = {"custom_instructions": None, "python_tools": None, "xml_tools": None, "today_date": None}
+    unset = {"custom_instructions": None, "python_tools": None, "xml_tools": None}
     assert kwargs["b"] == {**unset, "enable_thinking": True} and kwargs["a"] == {**unset, "enable_thinking": None}
     assert [m[0]["content"] for m in mixture(r)["messages"]] == firsts  # the same seed: the same mixture
     other = mixture(load_stage(REPO / "recipes/tiny/midtrain.yaml", [datasets, "dataset_seed=1"]))
@@ -102,7 +102,7 @@ def test_the_tiny_reasoning_chats_think_then_answer_and_hold_out_their_test_prob
 
 def test_the_sft_mixture_keeps_each_splits_fraction_and_applies_its_mode_and_the_date():
     """Per split: int(len * weight) examples; each example's chat_template_kwargs carry its split's mode
-    (enable_thinking), the recipe's template_date, and its own tools (the calculator conversations)."""
+    (enable_thinking) and its own tools (the calculator conversations); the date is in the template, not the data."""
     from posttrain.builtin_chats import dataset
     from posttrain.mixture import mixture
 
@@ -123,11 +123,9 @@ def test_the_sft_mixture_keeps_each_splits_fraction_and_applies_its_mode_and_the
         s = source(messages)
         counts[s] += 1
         modes[s].add(kw["enable_thinking"])
-        assert kw["today_date"] == "01 July 2025"
+        assert "today_date" not in kw
         assert (kw["xml_tools"] is not None) == (s == 1)
     assert counts == [int(sizes[0] * 0.5), int(sizes[1] * 0.25), int(sizes[2] * 0.1)]
     assert modes == [{False}, {False}, {True}]
-    with pytest.raises(RecipeError, match="template_date: the chatml template writes no date"):
-        from posttrain.trl_stage import chat_template
-
-        chat_template(load_stage(REPO / "recipes/tiny/midtrain.yaml", ["template_date='01 July 2025'"]))
+    with pytest.raises(RecipeError, match="template_date: unknown key"):
+        load_stage(REPO / "recipes/tiny/sft.yaml", ["template_date='01 July 2025'"])

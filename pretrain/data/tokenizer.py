@@ -36,8 +36,13 @@ def tokenizer_dir(recipe) -> Path:
 def datatrove_name(recipe) -> str:
     """What datatrove's DocumentTokenizer is given: the path of a tokenizer.json file, or a Hub id (a folder
     would be taken for a Hub id)."""
-    if recipe.tokenizer.kind == "hub":
-        return recipe.tokenizer.name_or_path
+    t = recipe.tokenizer
+    if t.kind == "hub":  # at a revision: that revision's tokenizer.json (through the Hub cache)
+        if t.revision is None:
+            return t.name_or_path
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(t.name_or_path, "tokenizer.json", revision=t.revision)
     p = tokenizer_dir(recipe)
     return str((p if p.is_file() else p / "tokenizer.json").resolve())
 
@@ -85,14 +90,17 @@ def load_checked(recipe):
     """Load the tokenizer (tokenizers.Tokenizer) and check its vocabulary against the model."""
     from tokenizers import Tokenizer
 
-    name = datatrove_name(recipe)
     if recipe.tokenizer.kind == "hub":
+        name = recipe.tokenizer.name_or_path
         try:
-            tok = Tokenizer.from_pretrained(name)
-        except Exception as e:  # no network, gated repo, no token
+            hub = datatrove_name(recipe)
+            tok = Tokenizer.from_pretrained(hub) if hub == name else Tokenizer.from_file(hub)
+        except Exception as e:  # no network, gated repo, no token, unknown revision
             raise RecipeError(recipe.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path",
-                              f"cannot load {name} from the Hub ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+                              f"cannot load {name} (revision {recipe.tokenizer.revision or 'main'}) from the Hub "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})")
     else:
+        name = datatrove_name(recipe)
         if not Path(name).is_file():
             raise RecipeError(recipe.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path",
                               f"no tokenizer.json at {display(name)}")
