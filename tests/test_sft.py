@@ -118,3 +118,18 @@ def test_chat_cli_answers_in_both_modes(sft_runs):
         assert out.returncode == 0 and out.stdout.startswith(("[think]\n", "[answer]\n")), out.stderr[-2000:]
     bad = run_cli("posttrain", "chat", sft_runs / "nowhere", "hi")
     assert bad.returncode == 2 and "no config.json" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_whose_tokenizer_lacks_the_templates_tokens_is_refused_before_anything_is_written(tmp_path):
+    """SFT from a model whose tokenizer has no chat or think tokens: one line naming the folder and the missing
+    tokens, exit 2, no run directory."""
+    from tests.eval_fixtures import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "plain")  # a tokenizer without <|im_start|> ... </think>
+    runs = tmp_path / "runs"
+    out = stage(runs, "sft", f"init={{from: {model}}}", check=False)
+    assert out.returncode == 2, out.stdout[-1000:] + out.stderr[-2000:]
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"{model}: init.from: the tokenizer lacks the smollm3 template's special token(s) <|im_start|>, " \
+           "<|im_end|>, <think>, </think>" in out.stderr, out.stderr
+    assert not (runs / "tiny" / "sft").exists()
