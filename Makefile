@@ -103,8 +103,14 @@ endif
 data-report: setup
 	$(PY) -m pretrain.data.report $(RECIPE) $(OVERRIDES)
 
+# STAGE as a config for the authors' nanotron (pretrain/export_nanotron.py): CHECKPOINTS_ROOT chains it to the
+# previous stage's last checkpoint, DATA_ROOT holds the authors' tokenized folders, EVAL_ROOT the lighteval
+# block's paths, OUT the file to write (default: stdout).
 export-nanotron: setup
-	$(PY) -m pretrain export-nanotron $(RECIPE)/$(STAGE).yaml $(OVERRIDES)
+	@test -n "$(STAGE)" || { echo "make export-nanotron: set STAGE (pretrain-stage1 ... longctx-64k)" >&2; exit 2; }
+	$(PY) -m pretrain export-nanotron $(RECIPE)/$(STAGE).yaml $(OVERRIDES) $(if $(OUT),-o $(OUT)) \
+		$(if $(CHECKPOINTS_ROOT),--checkpoints-root $(CHECKPOINTS_ROOT)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
+		$(if $(EVAL_ROOT),--eval-root $(EVAL_ROOT))
 
 # `make eval` scores every checkpoint of the recipe's run; `make eval MODEL=<HF folder or Hub id> SUITE=tiny`
 # scores one model (results in OUT, default runs/eval/<model name>/<suite>).
