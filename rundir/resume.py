@@ -23,7 +23,8 @@ from recipes.loader import RecipeError, display
 from rundir import input_record, read_manifest, recipe_json, sha256_json
 from rundir.checkpoints import read_marker
 
-NOT_TRAINING = ("name", "run_name", "description", "log_interval", "cluster", "hf_yarn_factor", "report_to")
+NOT_TRAINING = ("name", "run_name", "description", "log_interval", "cluster", "hf_yarn_factor", "report_to",
+                "export")  # export: what `make export-nanotron` writes, never read by a run here
 NOT_TRAINING_NESTED = {"checkpoints": ("interval", "keep_last")}
 STAGE_OWN = ("stage", "data", "init_from")  # what may differ between the stages of one run
 RESUME_MODES = ("refuse", "fresh", "continue")
