@@ -28,6 +28,7 @@ import yaml
 
 from merge.inputs import check_compatible, find_inputs
 from merge.mergekit_config import blend_config, soup_config
+from pretrain.smollm3_config import write_hf_config
 from recipes.loader import display
 from rundir import StageRun
 
@@ -50,6 +51,16 @@ def take_tokenizer(donor: Path, out: Path) -> None:
             dst.unlink()
 
 
+def finish_config(out: Path) -> None:
+    """config.json as every post-trained folder has it (posttrain.trl_stage.save_hf): eos_token_id = the tokenizer's
+    eos (<|im_end|>, as alignment-handbook's scripts/sft.py sets model.config.eos_token_id), and transformers 4.x's
+    rope_theta / rope_scaling beside rope_parameters (mergekit writes the donor's config through transformers 5)."""
+    from transformers import AutoTokenizer
+
+    eos = AutoTokenizer.from_pretrained(str(out)).eos_token_id
+    write_hf_config(out, {"eos_token_id": eos} if eos is not None else {})
+
+
 def run_mergekit(config: dict, out: Path, tokenizer_from: Path) -> float:
     """Merge into `out` (a temporary folder renamed into place) with the tokenizer and template of
     `tokenizer_from`; the seconds it took."""
@@ -62,6 +73,7 @@ def run_mergekit(config: dict, out: Path, tokenizer_from: Path) -> float:
     options = MergeOptions(copy_tokenizer=True, lazy_unpickle=False, write_model_card=True)  # tqdm: rate, ETA
     run_merge(MergeConfiguration.model_validate(config), str(tmp), options)
     take_tokenizer(Path(tokenizer_from), tmp)
+    finish_config(tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return time.time() - t0

@@ -116,11 +116,17 @@ def packing_efficiency(dataset, max_length: int):
 def save_hf(trainer, tokenizer, out: Path) -> None:
     """A complete HF folder (config, safetensors, tokenizer with the chat template, generation config),
     written next to `out` and renamed into place."""
+    from pretrain.smollm3_config import write_hf_config
+
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
+    # eos = the template's end of turn (<|im_end|>) in config and generation config, as alignment-handbook's
+    # scripts/sft.py does (huggingface/alignment-handbook@925acdfe4b2b4e38c3dabd1851bc418f0b656351, lines 136-137)
     trainer.model.generation_config.eos_token_id = tokenizer.eos_token_id
+    trainer.model.config.eos_token_id = tokenizer.eos_token_id
+    trainer.save_model(str(tmp))
+    write_hf_config(tmp)  # also transformers 4.x's rope_theta / rope_scaling
+    tokenizer.save_pretrained(str(tmp))
     trainer.model.generation_config.save_pretrained(str(tmp))
     old = out.with_name(f".{out.name}.old")
     if out.exists():

@@ -32,7 +32,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from pretrain.smollm3_config import SmolLM3Config
+from pretrain.smollm3_config import SmolLM3Config, write_hf_config
 
 SHARD_FILE = re.compile(r"^model_(?P<suffix>.+?)(?:_pp-rank-\d+-of-\d+_tp-rank-\d+-of-\d+)?\.safetensors$")
 EMBED = "model.token_position_embeddings.pp_block.token_embedding.weight"
@@ -43,6 +43,13 @@ LAYER = "model.decoder.{}.pp_block."
 
 class ConvertError(Exception):
     """Bad input: reported as one line on stderr, exit code 2."""
+
+
+def _nanotron_importable() -> None:
+    """nanotron 0.4 imports only after pretrain.nanotron_compat (the nanotron.logging <-> nanotron.config cycle):
+    call this before the first ``from nanotron ...`` of a function (an import sorter moves a compat import placed
+    among them below the nanotron ones, which broke ``python -m pretrain.convert`` in a fresh process)."""
+    from pretrain import nanotron_compat  # noqa: F401
 
 
 # ---- nanotron checkpoint -> tensors ------------------------------------------------------------
@@ -68,10 +75,9 @@ def read_nanotron_config(ckpt: Path) -> SmolLM3Config:
 
 def read_nanotron_tensors(ckpt: Path) -> Dict[str, torch.Tensor]:
     """Every parameter, unsharded: tp shards merged through their slice metadata, pp stages collected."""
+    _nanotron_importable()
     import dacite
     from nanotron.serialize.metadata import TensorMetadata
-
-    from pretrain import nanotron_compat  # noqa: F401
 
     root = ckpt / "model"
     files = sorted(root.rglob("*.safetensors")) if root.is_dir() else []
@@ -189,11 +195,10 @@ def _tp1_split(cfg: SmolLM3Config, name: str):
 
 def write_nanotron_checkpoint(cfg: SmolLM3Config, nt: Dict[str, torch.Tensor], out: Path) -> None:
     """The layout nanotron's save_weights writes at tp=1 / pp=1 (one safetensors file per parameter)."""
+    _nanotron_importable()
     from nanotron.constants import CHECKPOINT_VERSION
     from nanotron.parallel.parameters import SlicesPair
     from nanotron.serialize.metadata import TensorMetadata
-
-    from pretrain import nanotron_compat  # noqa: F401
 
     for name, tensor in nt.items():
         *parts, suffix = name.split(".")
@@ -227,6 +232,7 @@ def write_hf_folder(cfg: SmolLM3Config, hf: Dict[str, torch.Tensor], out: Path, 
     hf_config = HFSmolLM3Config(**cfg.to_hf_dict(yarn_factor))
     hf_config.dtype = str(next(iter(hf.values())).dtype).removeprefix("torch.")
     hf_config.save_pretrained(out)
+    write_hf_config(out)  # transformers 4.x's rope_theta / rope_scaling beside rope_parameters
     save_torch_state_dict(hf, out, max_shard_size="5GB", metadata={"format": "pt"})
     GenerationConfig(
         bos_token_id=cfg.bos_token_id, eos_token_id=cfg.eos_token_id, pad_token_id=cfg.pad_token_id

@@ -8,7 +8,10 @@ nanotron's ``LlamaConfig`` lacks, so the config loader keeps the section for thi
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 
@@ -18,6 +21,44 @@ def yarn_rope(rope_theta: float, factor: float, trained_length: int) -> tuple[di
     rope = {"rope_type": "yarn", "factor": float(factor), "rope_theta": float(rope_theta),
             "original_max_position_embeddings": int(trained_length)}
     return rope, int(trained_length * factor)
+
+
+def rope_of(config: Dict[str, Any]) -> Dict[str, Any]:
+    """transformers 5's ``rope_parameters`` of a config.json dict, also from a transformers 4.x file that has only the
+    top-level ``rope_theta`` / ``rope_scaling`` (``type`` read as ``rope_type``, as 4.x's configs do)."""
+    theta = float(config.get("rope_theta") or 10000.0)
+    if config.get("rope_parameters"):
+        return {"rope_theta": theta, **config["rope_parameters"]}
+    scaling = dict(config.get("rope_scaling") or {})
+    kind = scaling.pop("rope_type", scaling.pop("type", "default"))
+    return {"rope_type": kind, "rope_theta": theta, **scaling}
+
+
+def legacy_rope(rope_parameters: Dict[str, Any]) -> Dict[str, Any]:
+    """The same RoPE as transformers 4.x reads it (LlamaConfig / SmolLM3Config attributes taken from config.json):
+    top-level ``rope_theta``, and ``rope_scaling`` None for plain RoPE, else the scaling keys without the theta
+    (``{"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 65536}``)."""
+    scaling = {k: v for k, v in rope_parameters.items() if k != "rope_theta"}
+    plain = scaling.get("rope_type", "default") == "default" and set(scaling) <= {"rope_type"}
+    return {"rope_theta": float(rope_parameters["rope_theta"]), "rope_scaling": None if plain else scaling}
+
+
+def write_hf_config(folder, updates: Optional[Dict[str, Any]] = None, source=None) -> Path:
+    """The one writer of this project's Hugging Face ``config.json`` contents: ``source`` (default: the folder's own
+    config.json, as transformers' ``save_pretrained`` wrote it) with ``updates`` applied, then the RoPE also written
+    the transformers 4.x way (``legacy_rope``: a 4.x reader such as vLLM on a cluster would otherwise see SmolLM3's
+    default theta and no YaRN). transformers 5 reads ``rope_scaling`` before ``rope_parameters``
+    (``convert_rope_params_to_dict``), so both always hold the same values. Written to a temporary file, then
+    renamed."""
+    path = Path(folder) / "config.json"
+    config = json.loads(Path(source or path).read_text())
+    config.update(updates or {})
+    config["rope_parameters"] = rope_of(config)
+    config.update(legacy_rope(config["rope_parameters"]))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 @dataclass
@@ -136,8 +177,9 @@ class SmolLM3Config:
     def from_hf(cls, hf_config: Any, **overrides) -> "SmolLM3Config":
         """From a ``transformers.SmolLM3Config`` (or its dict); refuses layouts this model cannot express."""
         get = hf_config.get if isinstance(hf_config, dict) else (lambda k, d=None: getattr(hf_config, k, d))
-        rope = get("rope_parameters") or {}
-        theta = rope.get("rope_theta", get("rope_theta", 10000.0))
+        rope = rope_of(hf_config if isinstance(hf_config, dict) else
+                       {k: get(k) for k in ("rope_parameters", "rope_theta", "rope_scaling") if get(k) is not None})
+        theta = rope["rope_theta"]
         if rope.get("rope_type", "default") != "default":
             raise ValueError(f"only default RoPE is supported, got rope_type={rope.get('rope_type')!r}")
         if get("attention_bias") or get("mlp_bias"):

@@ -172,10 +172,12 @@ def test_every_kept_apo_checkpoint_loads_and_generates_in_both_modes(apo_runs):
     kept = json.loads((sdir / "manifest.json").read_text())["metrics"]["checkpoints"]
     assert kept == ["checkpoint-15", "checkpoint-30", "checkpoint-45", "checkpoint-60"]
     template = write_template(REPO / "recipes" / "tiny")
-    for name in kept:
-        tok = AutoTokenizer.from_pretrained(sdir / "checkpoints" / name)
-        model = AutoModelForCausalLM.from_pretrained(sdir / "checkpoints" / name)
+    for folder in [sdir / "hf"] + [sdir / "checkpoints" / name for name in kept]:
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder)
         assert tok.chat_template == template and tok.eos_token == "<|im_end|>"
+        assert json.loads((folder / "config.json").read_text())["eos_token_id"] == tok.convert_tokens_to_ids(
+            "<|im_end|>")  # the SFT model's, as alignment-handbook's scripts/sft.py sets it
         for think in (True, False):
             text = tok.apply_chat_template([{"role": "user", "content": "What is a computer?"}], tokenize=False,
                                            add_generation_prompt=True, enable_thinking=think)

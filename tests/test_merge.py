@@ -17,9 +17,10 @@ CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['con
 ROPE = {"rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0}, "max_position_embeddings": 1024}
 
 
-def fake_run(root, n_checkpoints=3, mid=None, mid_chat=True):
+def fake_run(root, n_checkpoints=3, mid=None, mid_chat=True, config=None):
     """runs/tiny/apo with `n_checkpoints` kept checkpoints (random tiny chat models, marked COMPLETE) and
-    runs/tiny/midtrain/hf (another random model; `mid` overrides its config), both with completed manifests."""
+    runs/tiny/midtrain/hf (another random model; `mid` overrides its config, `config` every model's), both with
+    completed manifests."""
     from eval_fixtures import make_tiny_model
 
     from rundir.checkpoints import mark_complete
@@ -27,9 +28,10 @@ def fake_run(root, n_checkpoints=3, mid=None, mid_chat=True):
     runs = root / "runs"
     apo, midtrain = runs / "tiny" / "apo", runs / "tiny" / "midtrain"
     for i in range(n_checkpoints):
-        ckpt = make_tiny_model(apo / "checkpoints" / f"checkpoint-{5 * (i + 1)}", seed=i, chat=True, **ROPE)
+        ckpt = make_tiny_model(apo / "checkpoints" / f"checkpoint-{5 * (i + 1)}", seed=i, chat=True,
+                               **{**ROPE, **(config or {})})
         mark_complete(ckpt, step=5 * (i + 1))
-    make_tiny_model(midtrain / "hf", seed=10, chat=mid_chat, **{**ROPE, **(mid or {})})
+    make_tiny_model(midtrain / "hf", seed=10, chat=mid_chat, **{**ROPE, **(config or {}), **(mid or {})})
     if mid_chat:  # as after mid-training: the same vocabulary, a ChatML template without the two modes
         (midtrain / "hf" / "chat_template.jinja").write_text(CHATML)
     for d in (apo, midtrain):
@@ -48,7 +50,7 @@ def tensors(folder):
 
 @pytest.fixture(scope="module")
 def merged(tmp_path_factory):
-    runs = fake_run(tmp_path_factory.mktemp("merge"))
+    runs = fake_run(tmp_path_factory.mktemp("merge"), config={"eos_token_id": 0})  # the pretraining eos, not <|im_end|>
     out = stage(runs, "merge")
     return runs, out
 
@@ -83,6 +85,11 @@ def test_the_merge_writes_complete_hf_folders_and_rerunnable_mergekit_yamls(merg
     for folder in (mdir / "soup", mdir / "hf"):
         tok = AutoTokenizer.from_pretrained(folder)
         assert tok.chat_template == write_template(REPO / "recipes" / "tiny")
+        # the end of turn as eos (alignment-handbook's scripts/sft.py), and the RoPE in transformers 4.x's keys too
+        config = json.loads((folder / "config.json").read_text())
+        assert config["eos_token_id"] == tok.convert_tokens_to_ids("<|im_end|>") != 0
+        assert (config["rope_theta"], config["rope_scaling"]) == (5000000.0, None) == \
+            (config["rope_parameters"]["rope_theta"], None)
         assert (folder / "generation_config.json").is_file()
         AutoModelForCausalLM.from_pretrained(folder)
     m = json.loads((mdir / "manifest.json").read_text())

@@ -45,6 +45,8 @@ def test_midtrain_lowers_the_held_out_loss_and_writes_a_model_that_generates(mid
     tok = AutoTokenizer.from_pretrained(sdir / "hf")
     model = AutoModelForCausalLM.from_pretrained(sdir / "hf")
     assert tok.eos_token == "<|im_end|>" and model.generation_config.eos_token_id == tok.eos_token_id
+    config = json.loads((sdir / "hf" / "config.json").read_text())
+    assert config["eos_token_id"] == tok.convert_tokens_to_ids("<|im_end|>") and config["rope_scaling"] is None
     prompt = tok.apply_chat_template([{"role": "user", "content": "find the greatest common divisor of 84 and 36"}],
                                      add_generation_prompt=True, return_tensors="pt", return_dict=True)
     assert tok.decode(prompt["input_ids"][0]).endswith("<|im_start|>assistant\n")

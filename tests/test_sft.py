@@ -76,6 +76,8 @@ def test_sft_lowers_the_held_out_loss_and_its_template_renders_both_modes(sft_ru
     tok = AutoTokenizer.from_pretrained(sdir / "hf")
     assert tok.chat_template == write_template(REPO / "recipes" / "tiny")
     assert tok.eos_token == "<|im_end|>"
+    config = json.loads((sdir / "hf" / "config.json").read_text())  # as alignment-handbook's scripts/sft.py sets it
+    assert config["eos_token_id"] == tok.convert_tokens_to_ids("<|im_end|>") and config["rope_theta"] == 5e6
     model = AutoModelForCausalLM.from_pretrained(sdir / "hf")
     reference = AutoTokenizer.from_pretrained(sdir / "hf")
     reference.chat_template = write_template(REPO / "recipes" / "tiny")
