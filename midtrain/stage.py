@@ -1,6 +1,7 @@
 """Reasoning mid-training on TRL: `SFTTrainer` on reasoning conversations, plain ChatML, packed, from the
-last long-context model (alignment-handbook recipes/smollm3/sft/mid.yaml). The shared machinery (input
-model, config, data, held-out loss, checkpoints, resume, output folder, manifest) is posttrain/trl_stage.py.
+last long-context model (huggingface/alignment-handbook recipes/smollm3/sft/mid.yaml @ 925acdf). The shared
+machinery (input model, config, data, held-out loss, checkpoints, resume, output folder, manifest) is
+posttrain/trl_stage.py.
 
 Usage: make midtrain RECIPE=recipes/tiny   (python -m pipeline run recipes/tiny/midtrain.yaml)
 """

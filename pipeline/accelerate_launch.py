@@ -1,6 +1,6 @@
 """Launch a TRL stage (mid-training, SFT, APO) with accelerate: DeepSpeed ZeRO-3 on GPUs, as the authors did
-(alignment-handbook `recipes/accelerate_configs/zero3.yaml`: bf16, `zero3_init_flag: true`, 8 processes per
-node), locally or through an sbatch script for the recipe's `resources.nodes`.
+(huggingface/alignment-handbook `recipes/accelerate_configs/zero3.yaml` @ 925acdf: bf16, `zero3_init_flag: true`,
+8 processes per node), locally or through an sbatch script for the recipe's `resources.nodes`.
 
 - one process (the tiny recipe on a CPU): the stage runs in this process, no accelerate;
 - several GPUs on one machine: `accelerate launch --config_file runs/<run>/<stage>/accelerate.yaml -m

@@ -1,8 +1,8 @@
 """APO on TRL: `DPOTrainer` with `loss_type="apo_zero"` (anchored preference optimization, Eq. 7 of arXiv
 2408.06266) from the SFT model, against a frozen copy of it as reference (TRL makes it when `ref_model` is
-None, as alignment-handbook's scripts/dpo.py loads a second copy), on preference pairs each rendered in its
+None, as alignment-handbook's scripts/dpo.py @ 925acdf loads a second copy), on preference pairs each rendered in its
 own mode (`chat_template_kwargs`, forwarded by TRL 1.16's DPO tokenization to prompt, chosen and rejected),
-with the chat template saved with the SFT model (alignment-handbook recipes/smollm3/dpo/apo.yaml).
+with the chat template saved with the SFT model (alignment-handbook recipes/smollm3/dpo/apo.yaml @ 925acdf).
 
 The shared machinery is posttrain/trl_stage.py (checkpoints, resume, held-out loss, HF folder). This stage
 adds the held-out preference accuracy before and after: the fraction of held-out pairs whose chosen answer

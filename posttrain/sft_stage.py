@@ -1,8 +1,8 @@
 """Dual-mode SFT on TRL: `SFTTrainer` on conversations in both modes (/think, /no_think), rendered by the
 smollm3 chat template (posttrain/chat_template.jinja) with each example's `chat_template_kwargs`, loss on
 the assistant turns only (the template's generation markers), packed, from the mid-trained model
-(alignment-handbook recipes/smollm3/sft/sft.yaml). The shared machinery is posttrain/trl_stage.py; this
-stage adds the mode-following figures before and after training (posttrain/modes.py).
+(huggingface/alignment-handbook recipes/smollm3/sft/sft.yaml @ 925acdf). The shared machinery is
+posttrain/trl_stage.py; this stage adds the mode-following figures before and after training (posttrain/modes.py).
 
 Usage: make sft RECIPE=recipes/tiny   (python -m pipeline run recipes/tiny/sft.yaml)
 """

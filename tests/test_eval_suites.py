@@ -49,6 +49,29 @@ def test_suite_files_and_settings():
         {s.task for s in think["specs"]}
 
 
+@pytest.mark.parametrize("name", ["smollm3_base.txt", "smollm3_instruct.txt"])
+def test_suite_files_hold_the_upstream_file_verbatim_and_label_additions(name):
+    """Between the markers: the upstream file, byte for byte (its git blob id, named in the header, recomputed
+    here; a file without a final newline keeps one here). After them: only labelled additions."""
+    import hashlib
+    import re
+
+    text = (specs.SUITES_DIR / name).read_text()
+    header, rest = text.split("# ---- upstream begins ----\n")
+    upstream, after = rest.split("# ---- upstream ends ----\n")
+    assert re.search(r"commit\n# a041759883ec7152d18fb985ea49be641a0bceef\n", header) and \
+        f"text/evaluation/smollm3/{name}" in header
+    blob = re.search(r"git blob ([0-9a-f]{40})", header)[1]
+    ids = {hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+           for data in (upstream.encode(), upstream.removesuffix("\n").encode())}
+    assert blob in ids and not any(line.startswith("#") for line in upstream.splitlines())
+    added = [line for line in after.splitlines() if line and not line.startswith("#")]
+    if added:
+        assert after.startswith("# ---- additions of this repository (not in the upstream file) ----\n")
+    assert [str(s) for s in specs.read_spec_file(specs.SUITES_DIR / name)] == \
+        [line for line in upstream.splitlines() if line] + added
+
+
 def test_registry_scan_is_offline_and_complete(registry):
     names, failed = registry
     assert len(names) > 1000 and {"gsm8k", "aime25", "gpqa:diamond", "ifeval"} <= names
