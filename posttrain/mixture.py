@@ -1,6 +1,6 @@
 """The dataset mixture of a TRL stage (mid-training, SFT, APO), with alignment-handbook's semantics.
 
-alignment-handbook (`src/alignment/data.py`, which the SmolLM3 recipes ran) reads each dataset's split,
+alignment-handbook (`src/alignment/data.py` @ 925acdfe4b2b, which the SmolLM3 recipes ran) reads each dataset's split,
 keeps `int(len(split) * weight)` examples of it shuffled with the mixture seed (a weight is the fraction of
 a dataset's examples kept, not a sampling probability), then concatenates the parts and shuffles them with
 the same seed. TRL passes each example's `chat_template_kwargs` to the chat template.
