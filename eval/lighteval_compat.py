@@ -7,7 +7,11 @@
   tasks we ask for.
 - the sample cache joins cache_dir and the model path; an absolute path escapes cache_dir and writes into
   the model folder: `isolated_cache_cls`.
-`lighteval_pipeline` builds lighteval's Pipeline with the last two in place.
+- the transformers backend, through its accelerate gather (used even by one process), keeps
+  `gathered_continuations[i][:num_choices][:len_choice]` continuation rows: acc_norm_token divides every choice
+  by the same padded length (= acc), or fails (IndexError) when the longest choice has fewer tokens than there
+  are choices (" Yes"/" No", " 0".." 3"): `exact_token_norm` of `lighteval_pipeline`.
+`lighteval_pipeline` builds lighteval's Pipeline with these in place.
 """
 
 from __future__ import annotations
@@ -74,8 +78,10 @@ def only_custom_registry_cls():
     return fixed_registry_cls(None)
 
 
-def lighteval_pipeline(tasks, params, tracker, model_config, registry_cls):
-    """lighteval's Pipeline, built with our Registry class and a sample cache that stays inside cache_dir."""
+def lighteval_pipeline(tasks, params, tracker, model_config, registry_cls, exact_token_norm=False):
+    """lighteval's Pipeline, built with our Registry class and a sample cache that stays inside cache_dir.
+    exact_token_norm: a one-process transformers model skips the gather (see the module docstring); off for the
+    offline suites, whose recorded mc_cloze acc_norm_token (tests/golden) has 0.13's value."""
     import contextlib
 
     import lighteval.pipeline as lp
@@ -86,5 +92,12 @@ def lighteval_pipeline(tasks, params, tracker, model_config, registry_cls):
         stack.enter_context(mock.patch.object(lp, "Registry", registry_cls))
         for module in (tm, vm):
             stack.enter_context(mock.patch.object(module, "SampleCache", isolated_cache_cls()))
-        return lp.Pipeline(tasks=tasks, pipeline_parameters=params, evaluation_tracker=tracker,
-                           model_config=model_config)
+        pipeline = lp.Pipeline(tasks=tasks, pipeline_parameters=params, evaluation_tracker=tracker,
+                               model_config=model_config)
+    accelerator = getattr(pipeline.model, "accelerator", None)
+    if exact_token_norm and isinstance(pipeline.model, tm.TransformersModel) and accelerator is not None \
+            and accelerator.num_processes == 1:
+        # lighteval 0.13 defect: the gather branch of _loglikelihood_tokens slices [:num_choices][:len_choice]
+        # (rows twice); with one process gathering is the identity, so its non-gather branch is the same, right
+        pipeline.model.accelerator = None
+    return pipeline

@@ -6,7 +6,9 @@ Usage: python -m eval run --model MODEL --suite tiny --output-dir DIR [--max-sam
 Offline suites (eval.offline_data.OFFLINE_SUITES) register ONLY the project's tasks: lighteval 0.13 imports its
 ~650 built-in task modules on every Registry(), and some reach the network at import time.
 Published suites (eval/suites/published.yaml) use lighteval 0.13's built-in tasks, loaded module by module
-(a module that cannot import is skipped instead of failing the run), and need the network.
+(a module that cannot import is skipped instead of failing the run), and need the network; their `custom|`
+tasks are the authors' (eval/tasks/). With HF_HUB_OFFLINE and $SMOLLM3_EVAL_DATASETS (local dataset copies, see
+eval/tasks/local.py) only those custom tasks run.
 Every run gets a fresh lighteval sample cache (its cache is keyed on model path + config, not weights).
 """
 
@@ -122,8 +124,11 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
 
         if importlib.util.find_spec("vllm") is None:
             raise EvalInputError("backend vllm asked but the vllm package is not installed")
-    if suite not in OFFLINE_SUITES and _hub_offline():
-        raise EvalInputError(f"suite {suite} downloads its datasets from the Hub, but HF_HUB_OFFLINE is set")
+    from eval.tasks.local import DATASETS_ENV, datasets_root
+
+    if suite not in OFFLINE_SUITES and _hub_offline() and datasets_root() is None:
+        raise EvalInputError(f"suite {suite} downloads its datasets from the Hub, but HF_HUB_OFFLINE is set "
+                             f"(local copies for its custom| tasks: {DATASETS_ENV})")
     hide_nanotron_from_lighteval()
     from lighteval.logging.evaluation_tracker import EvaluationTracker
     from lighteval.pipeline import ParallelismManager, PipelineParameters
@@ -147,13 +152,22 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
             registry_cls = only_custom_registry_cls()
         else:
             s = specs.published_suites()[suite]
-            builtin = specs.builtin_task_configs(True, offline=False)[0]  # online: ifeval fetches nltk data
-            runnable, skipped = specs.runnable_specs(s, set(builtin))
+            from eval.tasks import build_tasks_module
+
+            custom = build_tasks_module()  # the authors' custom| tasks (eval/tasks), over 0.13's same-named ones
+            offline = _hub_offline()  # then only custom| tasks whose dataset is a local copy ($DATASETS_ENV)
+            builtin = {} if offline else specs.builtin_task_configs(True, offline=False)[0]  # ifeval: nltk data
+            ours = {c.name for c in custom.TASKS_TABLE if not offline or os.path.isdir(c.hf_repo)}
+            runnable, skipped = specs.runnable_specs(s, set(builtin), ours)
             for spec, why in skipped:
+                if offline and not spec.startswith("custom|"):
+                    why = "HF_HUB_OFFLINE is set: built-in tasks read the Hub"
+                elif offline and specs.resolve(specs.parse_spec(spec).task, {c.name for c in custom.TASKS_TABLE}):
+                    why = f"HF_HUB_OFFLINE is set and ${DATASETS_ENV} holds no copy of its dataset"
                 print(f"[eval] skipping {spec}: {why}", file=sys.stderr)
             if not runnable:
                 raise EvalInputError(f"suite {suite}: no task lighteval 0.13 can run")
-            tasks, custom, multilingual = ",".join(runnable), None, True
+            tasks, multilingual = ",".join(runnable), True
             registry_cls = fixed_registry_cls(builtin)
             generation, chat_template = dict(s["generation"]), s.get("use_chat_template", False)
             if system_prompt is None:
@@ -173,9 +187,10 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
 
         # offline data is regenerated per run: keep its `datasets` cache (and lighteval's parquet reads) in
         # the run's temp dir instead of piling up in ~/.cache/huggingface/datasets
-        local = Path(cache_dir) / "datasets" if custom is not None else datasets.config.HF_DATASETS_CACHE
+        local = Path(cache_dir) / "datasets" if suite in OFFLINE_SUITES else datasets.config.HF_DATASETS_CACHE
         with mock.patch.object(datasets.config, "HF_DATASETS_CACHE", local):
-            pipeline = lighteval_pipeline(tasks, params, tracker, config, registry_cls)
+            pipeline = lighteval_pipeline(tasks, params, tracker, config, registry_cls,
+                                          exact_token_norm=suite not in OFFLINE_SUITES)
             pipeline.evaluate()
             pipeline.save_and_push_results()
         results = tracker.results["results"]  # what the results file holds (get_results() renames task keys)

@@ -158,13 +158,14 @@ def classify(spec: Spec, names) -> tuple[str, str]:
     return "missing", "not a task of lighteval 0.13"
 
 
-def runnable_specs(suite: dict, names=None) -> tuple[list[str], list[tuple[str, str]]]:
-    """(lighteval 0.13 task strings that resolve, [(spec, why skipped)]); names default: offline scan."""
+def runnable_specs(suite: dict, names=None, custom_names=()) -> tuple[list[str], list[tuple[str, str]]]:
+    """(lighteval 0.13 task strings that resolve, [(spec, why skipped)]); names default: offline scan.
+    custom_names: the custom tasks at hand (eval.tasks.task_names()); a `custom|` spec runs if it resolves there."""
     names = builtin_task_names(True)[0] if names is None else names
     run, skipped = [], []
     for spec in suite["specs"]:
         kind, why = classify(spec, names)
-        if kind == "builtin":
+        if kind == "builtin" or kind == "custom" and resolve(spec.task, custom_names):
             run.append(to_lighteval(spec))
         else:
             skipped.append((str(spec), f"{kind}: {why}"))
@@ -173,13 +174,17 @@ def runnable_specs(suite: dict, names=None) -> tuple[list[str], list[tuple[str, 
 
 def main() -> int:
     from eval.offline_data import OFFLINE_SUITES
+    from eval.tasks import task_names
 
+    customs = task_names()  # the authors' custom| tasks, rebuilt in eval/tasks/
     for name, s in OFFLINE_SUITES.items():
         print(f"{name}: offline, tasks {', '.join(s['tasks'])}, max_samples {s['max_samples']}")
     for name, s in published_suites().items():
-        run, skipped = runnable_specs(s)
+        run, skipped = runnable_specs(s, None, customs)
+        ours = sum(spec.suite == "custom" for spec in s["specs"]) - sum(w.startswith("custom") for _, w in skipped)
         print(f"{name}: {len(s['specs'])} specs ({s['file']}), system_prompt {s['system_prompt']!r}, "
-              f"generation {s['generation']}; lighteval 0.13 runs {len(run)}, skips {len(skipped)}")
+              f"generation {s['generation']}; lighteval 0.13 runs {len(run)} ({ours} custom| from eval/tasks), "
+              f"skips {len(skipped)}")
         for spec, why in skipped:
             print(f"  skip {spec}: {why[:110]}")
     return 0
