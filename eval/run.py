@@ -22,7 +22,8 @@ import tempfile
 from pathlib import Path
 from unittest import mock
 
-from eval import specs
+from eval import code_tasks, specs
+from eval.bfcl import SUITES as BFCL_SUITES
 from eval.lighteval_compat import (
     fixed_registry_cls,
     hide_nanotron_from_lighteval,
@@ -39,7 +40,7 @@ class EvalInputError(ValueError):
 
 
 def suite_names() -> list[str]:
-    return sorted(OFFLINE_SUITES) + sorted(specs.published_suites())
+    return sorted(OFFLINE_SUITES) + sorted(BFCL_SUITES) + sorted(specs.published_suites())
 
 
 def _hub_offline() -> bool:
@@ -126,7 +127,9 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
             raise EvalInputError("backend vllm asked but the vllm package is not installed")
     from eval.tasks.local import DATASETS_ENV, datasets_root
 
-    if suite not in OFFLINE_SUITES and _hub_offline() and datasets_root() is None:
+    evalplus_local = any(map(os.environ.get, code_tasks.OVERRIDE_ENV.values()))  # HumanEval+ / MBPP+ files
+    if suite not in OFFLINE_SUITES and suite not in BFCL_SUITES and _hub_offline() and datasets_root() is None \
+            and not evalplus_local:
         raise EvalInputError(f"suite {suite} downloads its datasets from the Hub, but HF_HUB_OFFLINE is set "
                              f"(local copies for its custom| tasks: {DATASETS_ENV})")
     hide_nanotron_from_lighteval()
@@ -150,12 +153,26 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
                 max_samples = OFFLINE_SUITES[suite]["max_samples"]
             generation, chat_template, multilingual = {"temperature": 0.0}, False, False
             registry_cls = only_custom_registry_cls()
+        elif suite in BFCL_SUITES:  # eval/bfcl.py: prompts rendered with the model's template and tools
+            from eval import bfcl
+
+            generation = {**BFCL_SUITES[suite]["generation"], **(opts.pop("generation", None) or {})}
+            if system_prompt is None:
+                system_prompt = BFCL_SUITES[suite]["system_prompt"]
+            custom = bfcl.build_tasks_module(Path(cache_dir) / "bfcl", _tokenizer(model), system_prompt,
+                                             generation_size=generation.get("max_new_tokens"))
+            if not custom.TASKS_TABLE:
+                raise EvalInputError(f"suite {suite}: no BFCL category in {bfcl.data_root()}")
+            tasks, chat_template, multilingual = ",".join(bfcl.task_specs(custom)), False, False
+            registry_cls = only_custom_registry_cls()
         else:
             s = specs.published_suites()[suite]
             from eval.tasks import build_tasks_module
 
             custom = build_tasks_module()  # the authors' custom| tasks (eval/tasks), over 0.13's same-named ones
             offline = _hub_offline()  # then only custom| tasks whose dataset is a local copy ($DATASETS_ENV)
+            custom.TASKS_TABLE += code_tasks.build_task_configs(  # humaneval_plus, mbpp_plus (EvalPlus's data)
+                Path(cache_dir) / "evalplus", offline, [x.task for x in s["specs"] if x.task in code_tasks.DATASETS])
             builtin = {} if offline else specs.builtin_task_configs(True, offline=False)[0]  # ifeval: nltk data
             ours = {c.name for c in custom.TASKS_TABLE if not offline or os.path.isdir(c.hf_repo)}
             runnable, skipped = specs.runnable_specs(s, set(builtin), ours)
@@ -180,14 +197,16 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
         )
         tracker = EvaluationTracker(output_dir=str(output_dir), save_details=save_details,
                                     results_path_template="{output_dir}/results")
-        config = _model_config(model, backend, cache_dir, system_prompt, generation, opts, chat_template)
+        config = _model_config(model, backend, cache_dir, None if suite in BFCL_SUITES else system_prompt,
+                               generation, opts, chat_template)  # BFCL: the mode is in its rendered prompts
         if backend == "transformers":
             _tune_cpu_threads(model)
         import datasets
 
         # offline data is regenerated per run: keep its `datasets` cache (and lighteval's parquet reads) in
         # the run's temp dir instead of piling up in ~/.cache/huggingface/datasets
-        local = Path(cache_dir) / "datasets" if suite in OFFLINE_SUITES else datasets.config.HF_DATASETS_CACHE
+        per_run = suite in OFFLINE_SUITES or suite in BFCL_SUITES
+        local = Path(cache_dir) / "datasets" if per_run else datasets.config.HF_DATASETS_CACHE
         with mock.patch.object(datasets.config, "HF_DATASETS_CACHE", local):
             pipeline = lighteval_pipeline(tasks, params, tracker, config, registry_cls,
                                           exact_token_norm=suite not in OFFLINE_SUITES)

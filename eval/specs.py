@@ -173,18 +173,23 @@ def runnable_specs(suite: dict, names=None, custom_names=()) -> tuple[list[str],
 
 
 def main() -> int:
+    from eval.bfcl import CATEGORIES, SUITES
+    from eval.code_tasks import DATASETS
     from eval.offline_data import OFFLINE_SUITES
     from eval.tasks import task_names
 
-    customs = task_names()  # the authors' custom| tasks, rebuilt in eval/tasks/
+    customs = task_names() | set(DATASETS)  # the authors' custom| tasks (eval/tasks/), HumanEval+ / MBPP+
     for name, s in OFFLINE_SUITES.items():
         print(f"{name}: offline, tasks {', '.join(s['tasks'])}, max_samples {s['max_samples']}")
+    for name, s in SUITES.items():
+        print(f"{name}: BFCL (eval/bfcl.py), bfcl:{', bfcl:'.join(CATEGORIES)}, system_prompt {s['system_prompt']!r}, "
+              f"generation {s['generation']}")
     for name, s in published_suites().items():
         run, skipped = runnable_specs(s, None, customs)
         ours = sum(spec.suite == "custom" for spec in s["specs"]) - sum(w.startswith("custom") for _, w in skipped)
         print(f"{name}: {len(s['specs'])} specs ({s['file']}), system_prompt {s['system_prompt']!r}, "
-              f"generation {s['generation']}; lighteval 0.13 runs {len(run)} ({ours} custom| from eval/tasks), "
-              f"skips {len(skipped)}")
+              f"generation {s['generation']}; lighteval 0.13 runs {len(run)} ({ours} custom| of eval/tasks, "
+              f"eval/code_tasks), skips {len(skipped)}")
         for spec, why in skipped:
             print(f"  skip {spec}: {why[:110]}")
     return 0
