@@ -44,7 +44,7 @@ $(STAMP): requirements.txt constraints.txt
 	$(PY) -m pip check
 	# evalplus and bfcl-eval pin what clashes with the rest (protobuf, numpy): installed without their
 	# dependencies into .venv/nodeps, which eval/code_tasks.py and eval/bfcl.py put on sys.path
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --upgrade --target $(VENV)/nodeps evalplus==0.3.1 bfcl-eval==2026.3.23
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --upgrade --target $(VENV)/nodeps evalplus==0.3.1 bfcl-eval==2026.3.23 2> >(grep -v "is ignored: it is neither" >&2)
 	touch $(STAMP)
 
 test: setup
