@@ -2,8 +2,10 @@
 
 Usage: python -m eval run --model MODEL --suite SUITE --output-dir DIR [--max-samples N] [--system-prompt S]
                           [--backend transformers|vllm] [--context-lengths 256,512] [--set KEY=VALUE ...]
+                          [--dry-run]   (every task spec with its backend and settings; nothing loaded)
        python -m eval compare RESULTS... [-o FILE.md] [--label L ...] [--model SmolLM3-3B] [--table auto]
        python -m eval suites
+       python -m eval trajectory RUN_DIR [--suite tiny] [--released-dir DIR|MAP.yaml] [--revisions R,...] [--out DIR]
 
 Bad input (missing model folder, unknown suite, bad results file) prints one line on stderr and exits 2.
 """
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="keep the generated offline data here (default: a temp dir)")
     r.add_argument("--set", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="model option, e.g. batch_size=4, dtype=bfloat16, tensor_parallel_size=1")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print every task spec with its backend and settings, load nothing (works offline)")
     c = sub.add_parser("compare", help="markdown table: measured vs published")
     c.add_argument("results", nargs="+", help="lighteval results_*.json files or eval output folders")
     c.add_argument("-o", "--output", help="write the markdown here (default: stdout)")
@@ -63,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default="SmolLM3-3B", help="published column to compare with")
     c.add_argument("--table", default="auto", choices=TABLE_CHOICES)
     sub.add_parser("suites", help="list the suites and what lighteval 0.13 can run of the published ones")
+    t = sub.add_parser("trajectory", help="your stage checkpoints beside the released ones, matched by tokens")
+    t.add_argument("run_dir", help="runs/<run>: its nanotron stages' hf/ folders and manifests")
+    t.add_argument("--suite", default="tiny")
+    t.add_argument("--released-dir", help="folder of revision-named HF folders, or YAML {revision: folder}")
+    t.add_argument("--revisions", type=lambda s: [x for x in s.split(",") if x], help="Hub revisions to consider")
+    t.add_argument("--repo", default="HuggingFaceTB/SmolLM3-3B-checkpoints")
+    t.add_argument("--out", help="output folder (default RUN_DIR/trajectory)")
+    t.add_argument("--max-samples", type=int)
+    t.add_argument("--rescore", action="store_true", help="score again even where results exist")
     return p
 
 
@@ -71,9 +84,16 @@ def main(argv=None) -> int:
     from eval.compare import ResultsError
     from eval.published import PublishedError
     from eval.run import EvalInputError
+    from eval.trajectory import TrajectoryError
 
     try:
-        if args.cmd == "run":
+        if args.cmd == "run" and args.dry_run:
+            from eval.run import dry_run
+
+            print("\n".join(dry_run(args.model, args.suite, backend=args.backend, system_prompt=args.system_prompt,
+                                     context_lengths=args.context_lengths, max_samples=args.max_samples,
+                                     **dict(args.set))))
+        elif args.cmd == "run":
             from eval.run import run_eval
 
             scores = run_eval(args.model, args.suite, args.output_dir, max_samples=args.max_samples,
@@ -90,11 +110,16 @@ def main(argv=None) -> int:
                 print(f"wrote {args.output}")
             else:
                 print(text)
+        elif args.cmd == "trajectory":
+            from eval.trajectory import trajectory
+
+            trajectory(args.run_dir, args.suite, args.released_dir, args.revisions, args.repo, args.out,
+                       args.max_samples, args.rescore)
         else:
             from eval.specs import main as list_suites
 
             return list_suites()
-    except (EvalInputError, ResultsError, PublishedError) as e:
+    except (EvalInputError, ResultsError, PublishedError, TrajectoryError) as e:
         print(f"python -m eval {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -1,18 +1,24 @@
-"""Markdown tables: measured lighteval scores side by side with the published SmolLM3 numbers.
+"""Markdown tables: measured lighteval scores (± lighteval's standard error) beside every published SmolLM3 figure.
 
 Usage: python -m eval compare RESULTS... [-o FILE.md] [--label L ...] [--model SmolLM3-3B] [--table auto]
 
 RESULTS are lighteval results_*.json files, or folders searched for the newest one (an `eval run` output dir).
-One file: benchmark | lighteval entries | measured | published | delta | match.
-Several: a stage x benchmark summary (labels from --label, else the output folder names), then one table each.
+Every published figure of --model (eval/published/*.yaml: 62 for SmolLM3-3B) gets a row: the measured value and
+its standard error beside the published one, or "not run" with the reason (the task is not in the results and
+what scoring it takes: a Hub dataset, a GPU, a judge model; or the run's /think vs /no_think mode). Tasks with no
+published figure follow. One results file: one table. Several: a stage x benchmark summary (labels from --label,
+else the output folder names), then each run's measured rows.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
-from eval.published import load_tables, measure, task_of
+from eval.published import TABLES, figures, load_tables, measure_with_stderr, task_of
+
+MODE_TABLES = {"instruct_no_think": "/no_think", "instruct_think": "/think"}
 
 
 class ResultsError(ValueError):
@@ -31,8 +37,10 @@ def find_results_file(path) -> Path:
     return p
 
 
-def load_results(path) -> tuple[dict, dict, Path]:
-    """({task|fewshot: {metric: value}}, config_general, file) of a lighteval results file."""
+def load_run(path) -> dict:
+    """A results file as {scores, stderr ({task: {metric: se}}), config, file, meta (eval_run.json or {}),
+    system_prompt}. eval_run.json (written by `python -m eval run` beside results/) gives the suite and the
+    system prompt the run used (a BFCL run renders it into its prompts, so lighteval's config has none)."""
     f = find_results_file(path)
     try:
         data = json.loads(f.read_text())
@@ -43,7 +51,26 @@ def load_results(path) -> tuple[dict, dict, Path]:
         raise ResultsError(f"{f}: field 'results' missing or not a mapping of task -> metrics")
     scores = {k: {m: v for m, v in metrics.items() if not m.endswith("_stderr")}
               for k, metrics in res.items() if k != "all"}
-    return scores, data.get("config_general") or {}, f
+    stderr = {k: {m[:-len("_stderr")]: v for m, v in metrics.items() if m.endswith("_stderr")}
+              for k, metrics in res.items() if k != "all"}
+    config = data.get("config_general") or {}
+    meta = {}
+    for d in (f.parent, f.parent.parent):
+        try:
+            meta = json.loads((d / "eval_run.json").read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    prompt = meta["system_prompt"] if "system_prompt" in meta else \
+        (config.get("model_config") or {}).get("system_prompt")
+    return {"scores": scores, "stderr": stderr, "config": config, "file": f, "meta": meta,
+            "system_prompt": (prompt or "").strip() or None}
+
+
+def load_results(path) -> tuple[dict, dict, Path]:
+    """({task|fewshot: {metric: value}}, config_general, file) of a lighteval results file."""
+    run = load_run(path)
+    return run["scores"], run["config"], run["file"]
 
 
 def default_label(f: Path) -> str:
@@ -51,34 +78,66 @@ def default_label(f: Path) -> str:
     return parts[-1] if parts else f.stem
 
 
-def pick_tables(config: dict, table: str) -> list[str]:
-    if table != "auto":
-        return [table]
-    prompt = ((config.get("model_config") or {}).get("system_prompt") or "").strip()
-    return ["base_en", "base_multilingual", "instruct_no_think" if prompt == "/no_think" else "instruct_think"]
+def display_name(table: str, b: dict) -> str:
+    return f"{b['name']} {MODE_TABLES[table]}" if table in MODE_TABLES else b["name"]
 
 
-def rows_for(scores: dict, config: dict, model: str, table: str = "auto") -> list[dict]:
-    tables, rows, used_keys = load_tables(), [], set()
-    for tname in pick_tables(config, table):
-        t = tables[tname]
-        for key, b in t["benchmarks"].items():
-            for match in ("exact", "proxy"):
-                spec = b.get("measured_by") if match == "exact" else b.get("proxy")
-                value, used = measure(scores, spec) if spec else (None, [])
-                if value is not None:
-                    pub = b["values"].get(model)
-                    rows.append({"benchmark": b["name"], "key": f"{tname}.{key}",
-                                 "entries": [f"{k} {m}" for k, m in used], "measured": value,
-                                 "published": pub, "delta": None if pub is None else value - pub, "match": match})
-                    used_keys.update(k for k, _ in used)
-                    break
-    for k, metrics in sorted(scores.items()):
+def _mode_mismatch(table: str, prompt) -> str | None:
+    if table == "instruct_no_think" and prompt != "/no_think":
+        return f"a /no_think figure: this run's system prompt is {prompt or 'none'}"
+    if table == "instruct_think" and prompt == "/no_think":
+        return "a /think figure: this run's system prompt is /no_think"
+    return None
+
+
+def why_not_run(b: dict, run: dict) -> str:
+    """One line: why the figure has no measured value in this run."""
+    mb, scores = b["measured_by"], run["scores"]
+    present = [t for t in mb["tasks"] if any(task_of(k) == t or task_of(k).split(":")[0] == t for k in scores)]
+    if present:
+        return f"{', '.join(present)} in the results without metric {' / '.join(mb['metrics'])}"
+    suite, run_suite = mb.get("suite", "?"), run["meta"].get("suite")
+    needs = "needs " + "; ".join(mb["needs"]) if mb.get("needs") else ""
+    if run_suite == suite:
+        return f"skipped in this {suite} run" + (f": {needs}" if needs else "")
+    if needs:
+        return f"{needs} (suite {suite})"
+    return f"task not in this run's results (suite {suite}: {', '.join(mb['tasks'])})"
+
+
+def rows_for(run: dict, model: str, table: str = "auto") -> list[dict]:
+    """One row per published figure of `model` (in table order), then one per measured task without one."""
+    tables = load_tables()
+    picked = TABLES if table == "auto" else (table,)
+    rows, used_keys = [], set()
+    for tname, key, b in figures(tables, model):
+        if tname not in picked:
+            continue
+        row = {"benchmark": display_name(tname, b), "key": f"{tname}.{key}", "table": tname, "entries": [],
+               "measured": None, "stderr": None, "published": b["values"][model], "delta": None,
+               "match": "not run", "reason": ""}
+        mismatch = _mode_mismatch(tname, run["system_prompt"]) if table == "auto" else None
+        for match in ("exact", "proxy"):
+            spec = b.get("measured_by") if match == "exact" else b.get("proxy")
+            value, se, used = measure_with_stderr(run["scores"], spec, run["stderr"]) if spec and not mismatch \
+                else (None, None, [])
+            if value is not None:
+                row.update(entries=[f"{k} {m}" for k, m in used], measured=value, stderr=se,
+                           delta=value - row["published"], match=match,
+                           reason=spec.get("note", "") if match == "proxy" else "")
+                used_keys.update(k for k, _ in used)
+                break
+        else:
+            row["reason"] = mismatch or why_not_run(b, run)
+        rows.append(row)
+    for k, metrics in sorted(run["scores"].items()):
         if k not in used_keys:
             for m, v in metrics.items():
                 if isinstance(v, (int, float)):
-                    rows.append({"benchmark": task_of(k), "key": k, "entries": [f"{k} {m}"], "measured": 100 * v,
-                                 "published": None, "delta": None, "match": "none"})
+                    se = run["stderr"].get(k, {}).get(m)
+                    rows.append({"benchmark": task_of(k), "key": k, "table": "", "entries": [f"{k} {m}"],
+                                 "measured": 100 * v, "stderr": None if se is None else 100 * se,
+                                 "published": None, "delta": None, "match": "none", "reason": "no published figure"})
                     break
     return rows
 
@@ -91,30 +150,78 @@ def _fmt(v, signed=False):
     return "–" if v is None else (f"{v:+.2f}" if signed else f"{v:.2f}")
 
 
+def _se(v):
+    return "–" if v is None else f"±{v:.2f}"
+
+
 def detail_table(rows: list[dict], model: str) -> str:
-    out = [f"| Benchmark | lighteval entries | Measured | Published ({model}) | Delta | Match |",
-           "|---|---|---|---|---|---|"]
+    out = [f"| Benchmark | lighteval entries | Measured | Published ({model}) | Delta | Match | Stderr | Table | "
+           "Not run because / note |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {_cell(r['benchmark'])} | {_cell(', '.join(r['entries']))} | {_fmt(r['measured'])} | "
-                   f"{_fmt(r['published'])}"
-                   f" | {_fmt(r['delta'], True)} | {r['match']} |")
+                   f"{_fmt(r['published'])} | {_fmt(r['delta'], True)} | {r['match']} | {_se(r['stderr'])} | "
+                   f"{r['table']} | {_cell(r['reason'])} |")
     return "\n".join(out)
 
 
 def summary_table(runs: list[tuple[str, list[dict]]], model: str) -> str:
-    order, published = [], {}
+    """Benchmark | one column per run | Published | the runs' standard errors | why not run (grouped by reason)."""
+    order, by_key = [], {}
     for _, rows in runs:
         for r in rows:
-            if r["benchmark"] not in published:
-                order.append(r["benchmark"])
-                published[r["benchmark"]] = r["published"]
+            if r["key"] not in by_key:
+                order.append(r["key"])
+                by_key[r["key"]] = r
     labels = [lab for lab, _ in runs]
-    out = ["| Benchmark | " + " | ".join(map(_cell, labels)) + f" | Published ({model}) |",
-           "|---" * (len(labels) + 2) + "|"]
-    for bench in order:
-        cells = [_fmt(next((r["measured"] for r in rows if r["benchmark"] == bench), None)) for _, rows in runs]
-        out.append(f"| {_cell(bench)} | " + " | ".join(cells) + f" | {_fmt(published[bench])} |")
+    out = ["| Benchmark | " + " | ".join(map(_cell, labels)) + f" | Published ({model}) | "
+           + " | ".join(f"± {_cell(lab)}" for lab in labels) + " | Not run because |",
+           "|---" * (2 * len(labels) + 3) + "|"]
+    for key in order:
+        cells = [next((r for r in rows if r["key"] == key), None) for _, rows in runs]
+        values = [_fmt(c["measured"] if c else None) for c in cells]
+        errors = [_se(c["stderr"] if c else None) for c in cells]
+        reasons = defaultdict(list)
+        for lab, c in zip(labels, cells):
+            if c is not None and c["measured"] is None:
+                reasons[c["reason"]].append(lab)
+        why = next(iter(reasons)) if len(reasons) == 1 and sum(map(len, reasons.values())) == len(labels) else \
+            "; ".join(f"{', '.join(labs)}: {reason}" for reason, labs in reasons.items())
+        out.append(f"| {_cell(by_key[key]['benchmark'])} | " + " | ".join(values) +
+                   f" | {_fmt(by_key[key]['published'])} | " + " | ".join(errors) + f" | {_cell(why)} |")
     return "\n".join(out)
+
+
+def _category(reason: str) -> str:
+    if reason.startswith("a /"):
+        return "the other /think or /no_think mode"
+    for needle, cat in (("judge model", "a judge model"), ("a GPU", "a GPU"), ("EvalPlus", "EvalPlus's data files"),
+                        ("the Hub dataset", "Hub datasets")):
+        if needle in reason:
+            return cat
+    return "task not in the results"
+
+
+def counts(runs: list[tuple[str, list[dict]]]) -> str:
+    """'N published figures: M measured in at least one run (e exact, p proxy), K not run (by what they need)'."""
+    best, reasons = {}, {}
+    for _, rows in runs:
+        for r in rows:
+            if r["match"] != "none":
+                rank = {"exact": 2, "proxy": 1}.get(r["match"], 0)
+                if rank > best.get(r["key"], -1):
+                    best[r["key"]] = rank
+                reasons.setdefault(r["key"], r["reason"])
+    exact, proxy = sum(v == 2 for v in best.values()), sum(v == 1 for v in best.values())
+    missing = defaultdict(int)
+    for k, v in best.items():
+        if v == 0:
+            missing[_category(reasons[k])] += 1
+    text = f"{len(best)} published figures: {exact + proxy} measured ({exact} exact, {proxy} proxy), " \
+           f"{len(best) - exact - proxy} not run"
+    if not missing:
+        return text
+    ranked = sorted(missing.items(), key=lambda x: -x[1])
+    return text + " (" + ", ".join(f"{c}: {n}" if c.startswith("task") else f"needs {c}: {n}" for c, n in ranked) + ")"
 
 
 def compare(paths, labels=None, model: str = "SmolLM3-3B", table: str = "auto") -> str:
@@ -123,15 +230,18 @@ def compare(paths, labels=None, model: str = "SmolLM3-3B", table: str = "auto") 
         raise ResultsError(f"--label given {len(labels)} times for {len(paths)} results")
     runs = []
     for i, p in enumerate(paths):
-        scores, config, f = load_results(p)
-        label = labels[i] if labels else default_label(f)
-        runs.append((label, rows_for(scores, config, model, table), f))
+        run = load_run(p)
+        label = labels[i] if labels else default_label(run["file"])
+        runs.append((label, rows_for(run, model, table), run["file"]))
     parts = ["# Measured vs published SmolLM3 numbers",
-             "Published values are percent (eval/published/*.yaml); measured lighteval scores are scaled to percent. "
-             "Match: exact = the published task, proxy = offline stand-in (see the yaml notes), none = no published "
-             "number."]
+             "Published values are percent (eval/published/*.yaml); measured lighteval scores are scaled to percent, "
+             "± lighteval's standard error (of a mean over subtasks: propagated as independent). Match: exact = the "
+             "published task, proxy = offline stand-in (see the yaml notes), not run = the reason in the last column, "
+             "none = no published number.",
+             counts([(lab, rows) for lab, rows, _ in runs]) + "."]
     if len(runs) > 1:
         parts += ["## Summary (stage x benchmark)", summary_table([(lab, rows) for lab, rows, _ in runs], model)]
     for label, rows, f in runs:
-        parts += [f"## {label}", f"Results file: `{f}`", detail_table(rows, model)]
+        shown = rows if len(runs) == 1 else [r for r in rows if r["measured"] is not None]
+        parts += [f"## {label}", f"Results file: `{f}`", detail_table(shown, model)]
     return "\n\n".join(parts) + "\n"

@@ -223,3 +223,43 @@ def _tokenizer(model: str):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model)
+
+
+def dry_run(model: str, suite: str, *, backend: str = "transformers", system_prompt: str | None = None,
+            context_lengths=(256, 512), max_samples: int | None = None, **opts) -> list[str]:
+    """What run_eval would run, one line per task spec with its backend and settings: no model load, no lighteval
+    registry, no network (a Hub id is printed as given, HF_HUB_OFFLINE or not)."""
+    if not os.path.isdir(model) and not HUB_ID.match(model):
+        raise EvalInputError(f"model folder {model} not found")
+    if suite not in suite_names():
+        raise EvalInputError(f"unknown suite {suite!r} (known: {', '.join(suite_names())})")
+    if suite in OFFLINE_SUITES:
+        tasks = [(t, t) for t in _offline_specs(suite, context_lengths)]
+        generation, chat = {"temperature": 0.0}, False
+        max_samples = OFFLINE_SUITES[suite]["max_samples"] if max_samples is None else max_samples
+    elif suite in BFCL_SUITES:
+        from eval.bfcl import CATEGORIES
+
+        tasks = [(f"bfcl:{c}|0", f"bfcl:{c}|0") for c in CATEGORIES]
+        generation, chat = dict(BFCL_SUITES[suite]["generation"]), "the model's, with tools (rendered by eval/bfcl.py)"
+        system_prompt = BFCL_SUITES[suite]["system_prompt"] if system_prompt is None else system_prompt
+    else:
+        s = specs.published_suites()[suite]
+        tasks = [(str(x), specs.to_lighteval(x)) for x in s["specs"]]
+        generation, chat = dict(s["generation"]), s.get("use_chat_template", False)
+        system_prompt = s.get("system_prompt") if system_prompt is None else system_prompt
+        opts = {**s.get("model_args", {}), **opts}
+    generation.update(opts.pop("generation", None) or {})
+    settings = (f"backend={backend} model_args={json.dumps(opts, sort_keys=True)} "
+                f"generation={json.dumps(generation, sort_keys=True)} system_prompt={system_prompt!r} "
+                f"chat_template={chat!r} max_samples={max_samples}")
+    lines = [f"[dry run] {suite} on {model}: {len(tasks)} task specs, nothing loaded"]
+    return lines + [f"{spec}  lighteval={task}  {settings}" for spec, task in tasks]
+
+
+def _offline_specs(suite: str, context_lengths) -> list[str]:
+    out = []
+    for task, (fewshot, _, _) in OFFLINE_SUITES[suite]["tasks"].items():
+        names = [f"passkey_{int(n)}" for n in context_lengths] if task == "passkey" else [task]
+        out += [f"{n}|{fewshot}" for n in names]
+    return out

@@ -184,6 +184,22 @@ def plot_eval(scores: dict, path: Path) -> bool:
     return True
 
 
+def eval_table(run: str, manifest: dict) -> str | None:
+    """Every published figure beside each checkpoint's score ± lighteval's standard error: eval.compare over the
+    results folders the eval stage lists in its outputs (so an older compare.md, written before stderr was
+    reported, does not stand in); that compare.md when the folders are gone; None when there is neither."""
+    from eval.compare import ResultsError, compare
+
+    d = stage_dir(run, "eval")
+    labels = [o for o in manifest.get("outputs", []) if o != "compare.md" and (d / o).is_dir()]
+    try:
+        if labels:
+            return compare([str(d / lbl) for lbl in labels], labels)
+    except ResultsError:
+        pass
+    return (d / "compare.md").read_text() if (d / "compare.md").is_file() else None
+
+
 def _wall(m: dict) -> str:
     if m.get("wall_seconds") is not None:
         return f"{m['wall_seconds']:.0f} s"
@@ -227,12 +243,12 @@ def report(directory, overrides=()) -> Path:
     lines += ["", "## The plan", "", "```", format_plan(rows, mfu=0.4, peak=gpu.peak_tflops, gpu=gpu.gpu), "```"]
     if "data" in manifests:
         lines += ["", "## Mixture shares", "", to_markdown(build_report(directory, overrides))]
-    compare = stage_dir(run, "eval") / "compare.md"
-    if "eval" in manifests and compare.is_file():
+    table = eval_table(run, manifests.get("eval")) if "eval" in manifests else None
+    if table:
         lines += ["", "## Evaluation beside the published SmolLM3 numbers", ""]
         if plot_eval(manifests["eval"].get("metrics", {}), out.with_name("report_eval.png")):
             lines += ["Every scored checkpoint, one line per task:", "", "![eval](report_eval.png)", ""]
-        lines.append(compare.read_text())
+        lines.append(table)
     lines += ["", "## Manifests", "", "| stage | commit | recipe sha256 | inputs | wall time | peak memory |",
               "|---|---|---|---|---|---|"]
     for s, m in manifests.items():

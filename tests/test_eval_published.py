@@ -10,7 +10,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval import compare as cmp  # noqa: E402
-from eval.published import PublishedError, _check_table, load_tables, measure  # noqa: E402
+from eval.published import (  # noqa: E402
+    PublishedError,
+    _check_table,
+    figures,
+    load_tables,
+    measure,
+    measure_with_stderr,
+)
 
 REFERENCE = Path(__file__).resolve().parent.parent / "eval" / "published" / "model_card_tables.md"
 
@@ -104,7 +111,7 @@ def test_compare_single_and_summary(tmp_path):
                       {"gsm8k|5": {"extractive_match": 0.5}, "custom_probe|0": {"acc": 0.3}})
     b = _results_file(tmp_path / "stage2" / "results" / "results_2.json", {"gsm8k|5": {"extractive_match": 0.7}})
     one = cmp.compare([a])
-    assert "| GSM8k (5-shot) | gsm8k\\|5 extractive_match | 50.00 | 67.63 | -17.63 | exact |" in one
+    assert "| GSM8k (5-shot) | gsm8k\\|5 extractive_match | 50.00 | 67.63 | -17.63 | exact | ±0.00 | base_en |" in one
     assert "| custom_probe | custom_probe\\|0 acc | 30.00 | – | – | none |" in one
     two = cmp.compare([tmp_path / "stage1", tmp_path / "stage2"])
     assert "| Benchmark | stage1 | stage2 | Published (SmolLM3-3B) |" in two
@@ -129,3 +136,96 @@ def test_bad_results_file(tmp_path, content, field):
     f.write_text(content)
     with pytest.raises(cmp.ResultsError, match=field):
         cmp.compare([f])
+
+
+# The model card's SmolLM3-3B figures, counted by hand from model_card_tables.md: base English 17 rows, base
+# multilingual 5 languages x 4 columns + 3 x 3 (no MLMM Hellaswag for Arabic, Chinese, Russian), 8 + 8 instruct.
+N_FIGURES = 17 + (5 * 4 + 3 * 3) + 8 + 8
+
+
+def test_every_figure_counted_and_measured_by_a_named_task():
+    figs = figures()
+    assert len(figs) == N_FIGURES == 62
+    for table, key, b in figs:
+        mb = b["measured_by"]
+        assert mb["tasks"] and mb["metrics"] and mb["suite"], (table, key)
+        assert isinstance(mb["needs"], list), (table, key)
+    by = {(t, k): b["measured_by"] for t, k, b in figs}
+    for mode in ("think", "no_think"):
+        bfcl = by[(f"instruct_{mode}", "bfcl")]
+        assert (bfcl["tasks"], bfcl["metrics"], bfcl["scale"]) == (["bfcl:_average"], ["acc"], 100)
+        assert bfcl["suite"] == "bfcl-" + mode.replace("_", "-") and bfcl["needs"] == []
+    assert by[("base_en", "humaneval_plus")]["tasks"] == ["humaneval_plus"]
+    assert by[("base_en", "mbpp_plus")]["metrics"] == ["pass@1"]
+    assert [by[("base_en", f"ruler_{n}")]["tasks"] for n in ("32k", "64k", "128k")] == \
+        [["ruler_32768"], ["ruler_65536"], ["ruler_131072"]]
+
+
+def test_english_base_rows_are_the_authors_custom_tasks():
+    """Every English base row (but RULER) names a task of eval/tasks or eval/code_tasks, and its Hub dataset."""
+    from eval.code_tasks import DATASETS
+    from eval.tasks import build_task_configs
+
+    configs = {c.name.split(":")[0]: c for c in build_task_configs(datasets_dir="")}
+    for key, b in load_tables()["base_en"]["benchmarks"].items():
+        mb = b["measured_by"]
+        if key.startswith("ruler_"):
+            continue
+        [task] = mb["tasks"]
+        assert task in configs or task in DATASETS, task
+        if task in configs:
+            metrics = {m.metric_name for m in configs[task].metrics}
+            assert mb["metrics"][0] in metrics or set(mb["metrics"]) & metrics, (task, metrics)
+            assert mb["needs"] == [f"the Hub dataset {configs[task].hf_repo}"], task
+
+
+def test_stderr_of_a_mean_of_means():
+    """arc_cf = mean(easy, challenge): se = sqrt(0.03^2 + 0.04^2) / 2 = 0.025 -> 2.5 points."""
+    results = {"arc_cf:easy|0": {"acc_norm": 0.8}, "arc_cf:challenge|0": {"acc_norm": 0.4}}
+    stderr = {"arc_cf:easy|0": {"acc_norm": 0.03}, "arc_cf:challenge|0": {"acc_norm": 0.04}}
+    value, se, used = measure_with_stderr(results, {"tasks": ["arc_cf"], "metrics": ["acc_norm"]}, stderr)
+    assert value == pytest.approx(60.0) and se == pytest.approx(2.5) and len(used) == 2
+    assert measure_with_stderr(results, {"tasks": ["arc_cf"], "metrics": ["acc_norm"]})[1] is None
+
+
+def test_compare_has_a_row_for_every_figure(tmp_path):
+    """One row per published figure, measured ones with lighteval's stderr, the others 'not run' with a reason."""
+    f = tmp_path / "run" / "results" / "results_1.json"
+    f.parent.mkdir(parents=True)
+    f.write_text(json.dumps({"config_general": {"model_config": {"system_prompt": None}}, "results": {
+        "gsm8k|5": {"extractive_match": 0.5, "extractive_match_stderr": 0.05},
+        "bfcl:simple_python|0": {"acc": 0.5, "acc_stderr": 0.1}, "bfcl:_average|0": {"acc": 0.25, "acc_stderr": 0.02},
+        "humaneval|0": {"pass@1": 0.125, "pass@1_stderr": 0.0125}}}))
+    (tmp_path / "run" / "eval_run.json").write_text(json.dumps({"suite": "bfcl-think", "system_prompt": "/think"}))
+    text = cmp.compare([f])
+    table = text[text.index("| Benchmark |"):].splitlines()[2:]
+    published = [r for r in table if "| none |" not in r]
+    assert len(published) == N_FIGURES and len([r for r in table if "| none |" in r]) == 1  # bfcl:simple_python
+    assert "| GSM8k (5-shot) | gsm8k\\|5 extractive_match | 50.00 | 67.63 | -17.63 | exact | ±5.00 |" in text
+    assert "| BFCL /think | bfcl:_average\\|0 acc | 25.00 | 88.80 | -63.80 | exact | ±2.00 |" in text
+    assert "| HumanEval+ | humaneval\\|0 pass@1 | 12.50 | 30.48 | -17.98 | proxy | ±1.25 |" in text
+    assert "| BFCL /no_think |  | – | 92.30 | – | not run | – | instruct_no_think | a /no_think figure: this run's " \
+           "system prompt is /think |" in text
+    assert "needs a GPU (RULER 128k: 131,072-token prompts)" in text
+    assert "needs a judge model" in text and "needs the Hub dataset facebook/belebele (suite smollm3-base)" in text
+    assert "62 published figures: 3 measured (2 exact, 1 proxy), 59 not run" in text
+
+
+def test_make_eval_compare_all_rows(tmp_path):
+    """`make eval-compare RESULTS=...` on two real-layout runs: the summary has all 62 rows, stderr columns."""
+    import subprocess
+
+    for name, acc in (("stage1", 0.25), ("stage2", 0.5)):
+        _results_file(tmp_path / name / "results" / f"results_{name}.json", {"mc_cloze|0": {"acc": acc}})
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "compare.md"
+    proc = subprocess.run(["make", "-s", "-o", ".venv/.installed", "eval-compare",
+                           f"RESULTS={tmp_path / 'stage1'} {tmp_path / 'stage2'}", f"OUT={out}"],
+                          cwd=repo, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    summary = text[text.index("## Summary"):text.index("## stage1")]
+    rows = [r for r in summary.splitlines() if r.startswith("| ") and not r.startswith("| Benchmark")]
+    assert len(rows) == N_FIGURES + 1
+    assert "| Benchmark | stage1 | stage2 | Published (SmolLM3-3B) | ± stage1 | ± stage2 | Not run because |" in text
+    assert "| mc_cloze | 25.00 | 50.00 | – | ±0.00 | ±0.00 |" in text
