@@ -29,9 +29,9 @@ def trl_trainer(recipe, tmp: str, steps: int):
     from transformers import AutoTokenizer, SmolLM3Config, SmolLM3ForCausalLM, TrainerCallback
     from trl import SFTTrainer
 
+    from posttrain.chat_template import CHATML
     from posttrain.mixture import mixture
     from posttrain.trl_config import trl_config
-    from posttrain.chat_template import CHATML
     from pretrain.data.tokenizer import tokenizer_dir
     from pretrain.smollm3_config import SmolLM3Config as Ours
 

@@ -14,7 +14,7 @@ from recipes.loader import RecipeError
 SOURCE = Path(__file__).with_name("chat_template.jinja")
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
           "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
-          "{% endif %}")  # alignment-handbook recipes/smollm3/sft/mid.yaml (@ 925acdfe4b2b4e38c3dabd1851bc418f0b656351): plain ChatML
+          "{% endif %}")  # plain ChatML: alignment-handbook recipes/smollm3/sft/mid.yaml @ 925acdfe4b2b
 # The tokens each template writes that must be single tokens of the tokenizer it is used with.
 SPECIAL_TOKENS = {"smollm3": ("<|im_start|>", "<|im_end|>", "<think>", "</think>"),
                   "chatml": ("<|im_start|>", "<|im_end|>")}

@@ -1,8 +1,9 @@
 """The dual-mode chat template a recipe trains with, rendered by transformers, against the authors' renders.
 
 Expected strings are derived by hand from the template the authors trained with: the `chat_template` of
-alignment-handbook recipes/smollm3/sft/sft.yaml (huggingface/alignment-handbook @ 925acdfe4b2b4e38c3dabd1851bc418f0b656351), rendered as
-transformers renders any chat template (trim_blocks, lstrip_blocks). Line numbers below are of that template
+alignment-handbook recipes/smollm3/sft/sft.yaml (huggingface/alignment-handbook
+@ 925acdfe4b2b4e38c3dabd1851bc418f0b656351), rendered as transformers renders any chat template (trim_blocks,
+lstrip_blocks). Line numbers below are of that template
 string split at its `\\n`s. With the smollm3-3b recipe every shape must equal it character for character,
 generation spans included; the tiny recipe changes only its own two values (think instructions, a fixed date).
 """
