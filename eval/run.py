@@ -167,20 +167,22 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
             registry_cls = only_custom_registry_cls()
         else:
             s = specs.published_suites()[suite]
-            from eval.tasks import build_tasks_module
+            from eval.tasks import build_tasks_module, why_unavailable
 
             custom = build_tasks_module()  # the authors' custom| tasks (eval/tasks), over 0.13's same-named ones
             offline = _hub_offline()  # then only custom| tasks whose dataset is a local copy ($DATASETS_ENV)
             custom.TASKS_TABLE += code_tasks.build_task_configs(  # humaneval_plus, mbpp_plus (EvalPlus's data)
                 Path(cache_dir) / "evalplus", offline, [x.task for x in s["specs"] if x.task in code_tasks.DATASETS])
             builtin = {} if offline else specs.builtin_task_configs(True, offline=False)[0]  # ifeval: nltk data
-            ours = {c.name for c in custom.TASKS_TABLE if not offline or os.path.isdir(c.hf_repo)}
+            why_not = {c.name: why_unavailable(c, offline) for c in custom.TASKS_TABLE}  # local copy, judge
+            ours = {name for name, why in why_not.items() if why is None}
             runnable, skipped = specs.runnable_specs(s, set(builtin), ours)
             for spec, why in skipped:
-                if offline and not spec.startswith("custom|"):
+                rebuilt = specs.resolve(specs.parse_spec(spec).task, set(why_not))
+                if rebuilt:
+                    why = next(why_not[n] for n in rebuilt if why_not[n])
+                elif offline and not spec.startswith("custom|"):
                     why = "HF_HUB_OFFLINE is set: built-in tasks read the Hub"
-                elif offline and specs.resolve(specs.parse_spec(spec).task, {c.name for c in custom.TASKS_TABLE}):
-                    why = f"HF_HUB_OFFLINE is set and ${DATASETS_ENV} holds no copy of its dataset"
                 print(f"[eval] skipping {spec}: {why}", file=sys.stderr)
             if not runnable:
                 raise EvalInputError(f"suite {suite}: no task lighteval 0.13 can run")
@@ -207,7 +209,7 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
         # the run's temp dir instead of piling up in ~/.cache/huggingface/datasets
         per_run = suite in OFFLINE_SUITES or suite in BFCL_SUITES
         local = Path(cache_dir) / "datasets" if per_run else datasets.config.HF_DATASETS_CACHE
-        with mock.patch.object(datasets.config, "HF_DATASETS_CACHE", local):
+        with mock.patch.object(datasets.config, "HF_DATASETS_CACHE", local), _empty_tasks_skipped():
             pipeline = lighteval_pipeline(tasks, params, tracker, config, registry_cls,
                                           exact_token_norm=suite not in OFFLINE_SUITES)
             pipeline.evaluate()
@@ -217,6 +219,22 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
             "backend": backend, "context_lengths": list(context_lengths), "scores": flat_scores(results)}
     (output_dir / "eval_run.json").write_text(json.dumps(meta, indent=2, default=str))
     return meta["scores"]
+
+
+def _empty_tasks_skipped():
+    """lighteval 0.13 raises on a task with no document, failing the run; 2788496 (the authors') ran it with none.
+    A Global MMLU subject without a culturally-agnostic item in a language (hf_filter) is left out instead."""
+    from lighteval.tasks.lighteval_task import LightevalTask
+
+    get_docs = LightevalTask.get_docs
+
+    def get_docs_or_none(self, max_samples=None):
+        if not self.eval_docs():
+            print(f"[eval] {self.name}: no document (after its filter), left out", file=sys.stderr)
+            return []
+        return get_docs(self, max_samples)
+
+    return mock.patch.object(LightevalTask, "get_docs", get_docs_or_none)
 
 
 def _tokenizer(model: str):
