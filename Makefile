@@ -17,7 +17,7 @@ NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k l
 STAGES := data synth prefs merge
 TRL_STAGES := midtrain sft apo
 
-.PHONY: help setup test test-fast lint golden golden-smoke smoke all report bench plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare export-nanotron data-report
+.PHONY: help setup test test-fast lint golden golden-smoke smoke all report bench plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare eval-trajectory export-nanotron data-report
 
 help:
 	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
@@ -33,7 +33,8 @@ help:
 	@echo "make pretrain-stage1 ... RESUME=fresh|continue   after a recipe change: start over, or continue its checkpoint"
 	@echo "make data-report RECIPE=...   what each stage's mixture will draw from every source"
 	@echo "make export-nanotron STAGE=pretrain-stage1 RECIPE=...   the stage as a config for the authors' nanotron"
-	@echo "make eval MODEL=<HF folder> SUITE=tiny   lighteval on one model; make eval-compare RESULTS=..."
+	@echo "make eval MODEL=<HF folder> SUITE=tiny [DRY_RUN=1]   lighteval on one model; make eval-compare [RESULTS=...]"
+	@echo "make eval-trajectory RUN=runs/tiny [RELEASED_DIR=...]   your stages vs the released checkpoints, by tokens"
 	@echo "make show STAGE=pretrain-stage1 RECIPE=...   the resolved stage recipe as JSON"
 
 # Idempotent: reinstalls only when requirements.txt or constraints.txt change.
@@ -116,18 +117,31 @@ export-nanotron: setup
 		$(if $(EVAL_ROOT),--eval-root $(EVAL_ROOT))
 
 # `make eval` scores every checkpoint of the recipe's run; `make eval MODEL=<HF folder or Hub id> SUITE=tiny`
-# scores one model (results in OUT, default runs/eval/<model name>/<suite>).
+# scores one model (results in OUT, default runs/eval/<model name>/<suite>). The published suites (smollm3-*) run
+# on the authors' backend, vllm, with the model_args of eval/suites/published.yaml (SET="tensor_parallel_size=1"
+# changes one); DRY_RUN=1 prints every task spec with its backend and settings and loads nothing.
 SUITE ?= tiny
+BACKEND ?= $(if $(filter smollm3-%,$(SUITE)),vllm,transformers)
+SET ?=
 eval: setup
 ifdef MODEL
-	$(PY) -m eval run --model $(MODEL) --suite $(SUITE) --output-dir $(or $(OUT),runs/eval/$(notdir $(MODEL))/$(SUITE))
+	$(PY) -m eval run --model $(MODEL) --suite $(SUITE) --backend $(BACKEND) $(foreach s,$(SET),--set $(s)) \
+		--output-dir $(or $(OUT),runs/eval/$(notdir $(MODEL))/$(SUITE)) $(if $(DRY_RUN),--dry-run)
 else
 	$(PY) -m pipeline run $(RECIPE)/eval.yaml $(OVERRIDES)
 endif
 
-# Side by side with the published SmolLM3 numbers: make eval-compare RESULTS="runs/tiny/eval/pretrain-stage1 ..."
+# Every published SmolLM3 figure beside the measured ones (± stderr) or the reason it was not run. Default: every
+# checkpoint the recipe's eval stage scored (runs/<run>/eval); RESULTS="folder ..." for others, OUT=file.md.
 eval-compare: setup
-	$(PY) -m eval compare $(RESULTS) $(if $(OUT),-o $(OUT))
+	$(PY) -m eval compare $(or $(RESULTS),$(or $(SMOLLM3_RUNS),runs)/$(notdir $(RECIPE))/eval) $(if $(OUT),-o $(OUT))
+
+# Your stage checkpoints beside the released SmolLM3 ones, matched by tokens seen: RUN=runs/<run> (default the
+# recipe's), SUITE (default tiny), RELEASED_DIR=<folder of revision-named HF folders or YAML> for air-gapped
+# clusters, else the Hub (HuggingFaceTB/SmolLM3-3B-checkpoints); writes RUN/trajectory/trajectory.{md,json,png}.
+eval-trajectory: setup
+	$(PY) -m eval trajectory $(or $(RUN),$(or $(SMOLLM3_RUNS),runs)/$(notdir $(RECIPE))) --suite $(SUITE) \
+		$(if $(RELEASED_DIR),--released-dir $(RELEASED_DIR)) $(if $(OUT),--out $(OUT))
 
 clean:
 	rm -rf runs/$(notdir $(RECIPE))

@@ -79,6 +79,64 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _hub_reachable() -> bool:
+    """HF_HUB_OFFLINE unset and huggingface.co answers a TCP connect within 2 s (nothing is downloaded)."""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def machine_lines() -> list[str]:
+    """Each spec of the two published suites: 'runnable' here, or the one-line reason (what this machine lacks: the
+    Hub or a local copy of the dataset, a GPU, a judge model), after eval.specs' own skip reasons and the task
+    module's why_unavailable hook where eval/tasks has one."""
+    import os
+
+    import torch
+
+    from eval import specs, tasks
+    from eval.code_tasks import DATASETS, OVERRIDE_ENV
+    from eval.published import figures
+
+    hub, gpu = _hub_reachable(), torch.cuda.is_available()
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no")
+    custom = {c.name: c for c in getattr(tasks, "all_task_configs", tasks.build_task_configs)(None)}
+    builtin = specs.builtin_task_configs(True, True)[0]
+    hook = getattr(tasks, "why_unavailable", None)
+    hard = {t: n for _, _, b in figures() for t in b["measured_by"]["tasks"] for n in b["measured_by"]["needs"]
+            if "GPU" in n or "judge" in n}
+    lacks = "HF_HUB_OFFLINE is set" if offline else "the Hub is not reachable"
+    out = [f"On this machine (GPU: {'yes' if gpu else 'no'}, Hub: {'yes' if hub else 'no'}):"]
+    for suite in ("smollm3-base", "smollm3-instruct"):
+        s = specs.published_suites()[suite]
+        skipped = dict(specs.runnable_specs(s, None, set(custom) | set(DATASETS))[1])
+        for spec in s["specs"]:
+            why = skipped.get(str(spec))
+            names = specs.resolve(spec.task, custom) or specs.resolve(spec.task, builtin)
+            cfg = custom.get(names[0]) or builtin.get(names[0]) if names else None
+            if why is None and spec.task in DATASETS:
+                env = OVERRIDE_ENV[DATASETS[spec.task]]
+                if not hub and not os.environ.get(env):
+                    why = f"needs EvalPlus's data file from GitHub ({lacks}; or ${env})"
+            elif why is None and cfg is not None:
+                why = hook(cfg, offline) if hook and cfg.name in custom else None
+                if why and "Hub" not in why and not os.path.isdir(str(cfg.hf_repo)):
+                    why += f" (the Hub dataset {cfg.hf_repo})"
+                if why is None and not os.path.isdir(str(cfg.hf_repo)) and not hub:
+                    why = f"needs the Hub dataset {cfg.hf_repo} ({lacks})"
+            if why is None and spec.task in hard and not gpu:
+                why = f"needs {hard[spec.task]}"
+            out.append(f"  {suite} {spec}: {why or 'runnable'}")
+    return out
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from eval.compare import ResultsError
@@ -118,7 +176,9 @@ def main(argv=None) -> int:
         else:
             from eval.specs import main as list_suites
 
-            return list_suites()
+            rc = list_suites()
+            print("\n".join(machine_lines()))
+            return rc
     except (EvalInputError, ResultsError, PublishedError, TrajectoryError) as e:
         print(f"python -m eval {args.cmd}: error: {e}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 Usage: python -m eval compare RESULTS... [-o FILE.md] [--label L ...] [--model SmolLM3-3B] [--table auto]
 
-RESULTS are lighteval results_*.json files, or folders searched for the newest one (an `eval run` output dir).
+RESULTS are lighteval results_*.json files, or folders searched for the newest one (an `eval run` output dir);
+a folder of such folders (the eval stage's runs/<run>/eval) stands for each of them, in its manifest's order.
 Every published figure of --model (eval/published/*.yaml: 62 for SmolLM3-3B) gets a row: the measured value and
 its standard error beside the published one, or "not run" with the reason (the task is not in the results and
 what scoring it takes: a Hub dataset, a GPU, a judge model; or the run's /think vs /no_think mode). Tasks with no
@@ -35,6 +36,25 @@ def find_results_file(path) -> Path:
     if not p.is_file():
         raise ResultsError(f"{p}: results file not found")
     return p
+
+
+def expand(paths) -> list[Path]:
+    """Each path, but a folder without results of its own and with `eval run` folders under it (runs/<run>/eval)
+    becomes those folders: in the order of its manifest.json outputs, else by name."""
+    out = []
+    for p in map(Path, paths):
+        own = p.is_dir() and (list(p.glob("results_*.json")) or list(p.glob("results/results_*.json")))
+        subs = [d for d in sorted(p.iterdir()) if d.is_dir() and list(d.rglob("results_*.json"))] \
+            if p.is_dir() and not own else []
+        if not subs:
+            out.append(p)
+            continue
+        try:
+            order = json.loads((p / "manifest.json").read_text()).get("outputs") or []
+        except (OSError, ValueError):
+            order = []
+        out += sorted(subs, key=lambda d: (order.index(d.name) if d.name in order else len(order), d.name))
+    return out
 
 
 def load_run(path) -> dict:
@@ -229,6 +249,8 @@ def compare(paths, labels=None, model: str = "SmolLM3-3B", table: str = "auto") 
     if labels and len(labels) != len(paths):
         raise ResultsError(f"--label given {len(labels)} times for {len(paths)} results")
     runs = []
+    if not labels:
+        paths = expand(paths)
     for i, p in enumerate(paths):
         run = load_run(p)
         label = labels[i] if labels else default_label(run["file"])
