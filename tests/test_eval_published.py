@@ -229,3 +229,42 @@ def test_make_eval_compare_all_rows(tmp_path):
     assert len(rows) == N_FIGURES + 1
     assert "| Benchmark | stage1 | stage2 | Published (SmolLM3-3B) | ± stage1 | ± stage2 | Not run because |" in text
     assert "| mc_cloze | 25.00 | 50.00 | – | ±0.00 | ±0.00 |" in text
+
+
+def _metric_names(config) -> set:
+    out = set()
+    for m in config.metrics:
+        names = m.metric_name if isinstance(m.metric_name, list) else [m.metric_name]
+        out.update(n for n in names if isinstance(n, str))
+    return out
+
+
+@pytest.mark.slow
+def test_every_figure_names_tasks_that_exist_with_their_metric_and_dataset():
+    """Each measured_by task (but the RULER placeholders) resolves to a task of eval/tasks, eval/code_tasks,
+    eval/bfcl or lighteval 0.13 (scanned offline, ~25 s); the first listed metric it produces is in the list, and
+    `needs` names the task's Hub dataset."""
+    from eval import tasks
+    from eval.bfcl import CATEGORIES
+    from eval.code_tasks import DATASETS
+    from eval.specs import builtin_task_configs, resolve
+
+    custom = {c.name: c for c in getattr(tasks, "all_task_configs", tasks.build_task_configs)("")}
+    builtin = builtin_task_configs(True, True)[0]
+    for table, key, b in figures():
+        mb = b["measured_by"]
+        if key.startswith("ruler_"):
+            assert mb["tasks"] == [f"ruler_{ {'32k': 32768, '64k': 65536, '128k': 131072}[key[6:]] }"]
+            continue
+        for task in mb["tasks"]:
+            if task == "bfcl:_average":  # lighteval's mean of the bfcl:<category> tasks' acc
+                assert len(CATEGORIES) == 4 and mb["metrics"] == ["acc"]
+                continue
+            if task in DATASETS:
+                assert mb["metrics"] == ["pass@1"]
+                continue
+            names = resolve(task, custom) or resolve(task, builtin)
+            assert names, (table, key, task)
+            config = custom.get(names[0]) or builtin[names[0]]
+            assert set(mb["metrics"]) & _metric_names(config), (table, key, task, _metric_names(config))
+            assert f"the Hub dataset {config.hf_repo}" in mb["needs"], (table, key, config.hf_repo)
