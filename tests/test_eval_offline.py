@@ -47,7 +47,8 @@ def test_data_is_deterministic(tmp_path, data_dir, tokenizer):
 
 def test_mc_items_are_four_way_cloze():
     items = od.mc_items()
-    assert 40 <= len(items) <= 79
+    assert len(items) == 745  # every paragraph of >= 30 words of pydoc_data.topics (Python 3.11)
+    assert len({it["id"].split("#")[0] for it in items[:300]}) == 75  # the tiny suite's 300 span every topic
     for it in items:
         assert len(it["choices"]) == 4 and len(set(it["choices"])) == 4 and 0 <= it["gold"] < 4
     golds = [it["gold"] for it in items]
@@ -116,9 +117,12 @@ def test_passkey_prompts_fit_and_score(data_dir, tokenizer):
 
 def test_task_table_and_specs(data_dir):
     names = [c.name for c in ot.build_task_configs(data_dir, "tiny", (256, 512))]
-    assert names == ["mc_cloze", "math_word", "humaneval", "passkey_256", "passkey_512"]
-    assert ot.task_specs("tiny", (256, 512)) == ["mc_cloze|0", "math_word|5", "humaneval|0", "passkey_256|0",
-                                                 "passkey_512|0"]
+    ruler = ["ruler_512:niah_single_1", "ruler_512:niah_single_2", "ruler_512:niah_multivalue", "ruler_512:fwe"]
+    assert names == ["mc_cloze", "math_word", "humaneval"] + ruler  # no RULER task fits 256 tokens
+    assert ot.task_specs("tiny", (256, 512)) == ["mc_cloze|0", "math_word|5", "humaneval|0"] + [f"{n}|0" for n in ruler]
+    tiny = od.OFFLINE_SUITES["tiny"]["tasks"]  # 300 cloze items, all 100 word problems
+    assert tiny["mc_cloze"][2] == 300 and tiny["math_word"][2] is None
+    assert len(rows(data_dir / "math_word/test.jsonl")) == 100
     assert [c.name for c in ot.build_task_configs(data_dir, "passkey", (32768,))] == ["passkey_32768"]
 
 
@@ -130,7 +134,7 @@ from eval.lighteval_compat import hide_nanotron_from_lighteval, only_custom_regi
 hide_nanotron_from_lighteval()
 from eval.offline_tasks import build_tasks_module
 module = build_tasks_module({str(data_dir)!r}, "tiny", (256, 512))
-reg = only_custom_registry_cls()(tasks="mc_cloze|0,passkey_256|0", custom_tasks=module)
+reg = only_custom_registry_cls()(tasks="mc_cloze|0,ruler_512:fwe|0", custom_tasks=module)
 print(sorted(reg.load_tasks()))
 print(sorted(reg._task_registry))
 print([m for m in sys.modules if m.startswith(("lighteval.tasks.tasks.", "lighteval.tasks.multilingual.tasks."))])
@@ -144,7 +148,8 @@ except ValueError as e:
                          env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
-    assert lines[0] == "['mc_cloze|0', 'passkey_256|0']"
-    assert lines[1] == "['humaneval', 'math_word', 'mc_cloze', 'passkey_256', 'passkey_512']"
+    assert lines[0] == "['mc_cloze|0', 'ruler_512:fwe|0']"
+    assert lines[1] == ("['humaneval', 'math_word', 'mc_cloze', 'ruler_512:fwe', 'ruler_512:niah_multivalue', "
+                        "'ruler_512:niah_single_1', 'ruler_512:niah_single_2']")
     assert lines[2] == "[]"
     assert lines[3] == "4-field rejected"

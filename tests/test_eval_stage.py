@@ -4,6 +4,7 @@ import json
 import pytest
 from conftest import REPO, run_cli
 
+from eval.offline_data import TINY_RULER
 from recipes.loader import load_stage
 from rundir import StageRun
 
@@ -38,13 +39,17 @@ def test_eval_stage_scores_each_checkpoint(tmp_path, monkeypatch):
     [details] = (eval_dir / "pretrain-stage1" / "details").rglob("details_mc_cloze*.parquet")
     per_item = [row["metric"]["acc"] for row in pq.read_table(details).to_pylist()]
     assert len(per_item) == 4 and mc["acc"] == pytest.approx(sum(per_item) / 4)
+    # lighteval's standard error beside each score: the sample standard deviation of the items over sqrt(n)
+    mean = sum(per_item) / 4
+    assert list(mc) == ["acc", "acc_stderr", "acc_norm_token", "acc_norm_token_stderr", "acc_norm", "acc_norm_stderr"]
+    assert mc["acc_stderr"] == pytest.approx((sum((x - mean) ** 2 for x in per_item) / 3 / 4) ** 0.5)
     assert list((eval_dir / "pretrain-stage1" / "results").rglob("results_*.json"))
     table = (eval_dir / "compare.md").read_text()
     assert "pretrain-stage1" in table and "|" in table
     # yarn_lengths [2048]: the 2048-token model reaches 4096 with YaRN x2, so it is scored on a YaRN view
     yarn = manifest["metrics"]["pretrain-stage1-yarn"]
-    assert list(yarn) == ["passkey_2048|0"], yarn
-    assert not any("passkey_2048" in k for k in scores) and any("passkey_512" in k for k in scores)
+    assert {k for k in yarn if "_average" not in k} == {f"ruler_2048:{k}|0" for k in TINY_RULER}, yarn
+    assert not any("ruler_2048" in k for k in scores) and "ruler_1024:niah_single_1|0" in scores
     view = json.loads((eval_dir / "pretrain-stage1-yarn" / "model" / "config.json").read_text())
     assert view["rope_parameters"]["rope_type"] == "yarn" and view["max_position_embeddings"] == 4096
 
@@ -57,9 +62,9 @@ def _hf(folder, max_positions, rope=None):
     return folder
 
 
-def test_the_published_128k_passkey_runs_on_a_yarn_view_of_the_64k_checkpoints(tmp_path):
-    """smollm3-3b eval: RULER-length passkey at 32k and 64k as trained, 128k through YaRN x2 (model card), only
-    where YaRN reaches it; the published base suite has no passkey task, so it gets a passkey job of its own."""
+def test_the_published_128k_ruler_runs_on_a_yarn_view_of_the_64k_checkpoints(tmp_path):
+    """smollm3-3b eval: RULER at 32k and 64k as trained, 128k through YaRN x2 (model card), only where YaRN
+    reaches it; the published base suite has no RULER task, so it gets a RULER job of its own."""
     from eval.stage import jobs
 
     r = load_stage(REPO / "recipes/smollm3-3b/eval.yaml")
@@ -69,15 +74,15 @@ def test_the_published_128k_passkey_runs_on_a_yarn_view_of_the_64k_checkpoints(t
     got = {(j.label, j.suite, j.context_lengths, j.yarn_from is not None) for j in todo}
     assert got == {
         ("pretrain-stage1", "smollm3-base", (32768, 65536), False),
-        ("pretrain-stage1-passkey", "passkey", (32768, 65536), False),
+        ("pretrain-stage1-ruler", "ruler", (32768, 65536), False),
         ("longctx-64k", "smollm3-base", (32768, 65536), False),
-        ("longctx-64k-passkey", "passkey", (32768, 65536), False),
-        ("longctx-64k-yarn", "passkey", (131072,), True),
+        ("longctx-64k-ruler", "ruler", (32768, 65536), False),
+        ("longctx-64k-yarn", "ruler", (131072,), True),
         ("sft-think", "smollm3-instruct", (32768, 65536), False),
         ("sft-no_think", "smollm3-instruct", (32768, 65536), False),
-        ("sft-passkey", "passkey", (32768, 65536), False),
-        ("sft-yarn", "passkey", (131072,), True)}
-    assert notes == ["pretrain-stage1: trained at 4096 tokens, YaRN x2 reaches 8192: passkey 131072 not scored"]
+        ("sft-ruler", "ruler", (32768, 65536), False),
+        ("sft-yarn", "ruler", (131072,), True)}
+    assert notes == ["pretrain-stage1: trained at 4096 tokens, YaRN x2 reaches 8192: RULER 131072 not scored"]
     with pytest.raises(Exception, match="yarn_lengths: must be lengths of context_lengths"):
         load_stage(REPO / "recipes/smollm3-3b/eval.yaml", ["yarn_lengths=[100]"])
     with pytest.raises(Exception, match="yarn_factor and yarn_lengths go together"):
