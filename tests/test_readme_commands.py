@@ -30,8 +30,8 @@ REFUSED_HERE = {
     "python -m eval run --model MODEL --suite smollm3-instruct-no-think --output-dir evals/no_think":
         "HF_HUB_OFFLINE is set",
 }
-# passkey at 32k-128k tokens: a real model's job (GPU); here its arguments and inputs are checked
-AT_SCALE = {"python -m eval run --model MODEL --suite passkey --context-lengths 32768,65536,131072 --output-dir "
+# RULER at 32k-128k tokens: a real model's job (GPU); here its arguments and inputs are checked
+AT_SCALE = {"python -m eval run --model MODEL --suite ruler --context-lengths 32768,65536,131072 --output-dir "
             "evals/ruler"}
 # code spans of the prose that name subcommands, not whole commands: each subcommand must print its usage
 FRAGMENTS = {"python -m recipes show", "python -m pipeline prepare", "python -m eval run"}
