@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-samples", type=int)
     r.add_argument("--system-prompt", help="e.g. /think or /no_think")
     r.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
-    r.add_argument("--context-lengths", type=_lengths, default=(256, 512), help="passkey lengths (tokens)")
+    r.add_argument("--context-lengths", type=_lengths, default=(256, 512), help="RULER / passkey lengths (tokens)")
     r.add_argument("--data-dir", help="keep the generated offline data here (default: a temp dir)")
     r.add_argument("--set", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="model option, e.g. batch_size=4, dtype=bfloat16, tensor_parallel_size=1")

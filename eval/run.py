@@ -276,8 +276,15 @@ def dry_run(model: str, suite: str, *, backend: str = "transformers", system_pro
 
 
 def _offline_specs(suite: str, context_lengths) -> list[str]:
+    from eval.offline_data import ruler_tasks
+
     out = []
     for task, (fewshot, _, _) in OFFLINE_SUITES[suite]["tasks"].items():
-        names = [f"passkey_{int(n)}" for n in context_lengths] if task == "passkey" else [task]
+        if task == "passkey":
+            names = [f"passkey_{int(n)}" for n in context_lengths]
+        elif task == "ruler":
+            names = [f"ruler_{n}:{kind}" for n, kind in ruler_tasks(suite, context_lengths)]
+        else:
+            names = [task]
         out += [f"{n}|{fewshot}" for n in names]
     return out
