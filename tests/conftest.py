@@ -97,3 +97,18 @@ def sft_runs(smoke):
 def apo_runs(smoke):
     """The completed smoke run, read by the APO and merge tests."""
     return smoke["runs"]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """The eval fixture datasets (tests/fixtures/eval_datasets/) in Hub layout; a `datasets` cache of the test
+    module's own in a temp dir."""
+    import datasets
+
+    sys.path.insert(0, str(REPO / "tests" / "fixtures" / "eval_datasets"))
+    from hub_layout import write_hub_layout
+
+    saved = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = str(tmp_path_factory.mktemp("hf_datasets_cache"))
+    yield write_hub_layout(tmp_path_factory.mktemp("hub"))
+    datasets.config.HF_DATASETS_CACHE = saved

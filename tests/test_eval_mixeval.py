@@ -25,7 +25,6 @@ from eval.lighteval_compat import hide_nanotron_from_lighteval  # noqa: E402
 
 hide_nanotron_from_lighteval()
 
-from hub_layout import write_hub_layout  # noqa: E402
 from lighteval.models.model_output import ModelResponse  # noqa: E402
 from lighteval.tasks.lighteval_task import LightevalTask  # noqa: E402
 
@@ -33,15 +32,6 @@ from eval.tasks import DATASETS_ENV, all_task_configs, mixeval, why_unavailable 
 
 NAMES = ["mixeval_hard:freeform", "mixeval_hard:multichoice"]
 
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    import datasets
-
-    saved = datasets.config.HF_DATASETS_CACHE
-    datasets.config.HF_DATASETS_CACHE = str(tmp_path_factory.mktemp("hf_datasets_cache"))
-    yield write_hub_layout(tmp_path_factory.mktemp("hub"))
-    datasets.config.HF_DATASETS_CACHE = saved
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ from eval.lighteval_compat import hide_nanotron_from_lighteval  # noqa: E402
 
 hide_nanotron_from_lighteval()
 
-from hub_layout import write_hub_layout  # noqa: E402
 from lighteval.models.model_output import ModelResponse  # noqa: E402
 from lighteval.tasks.lighteval_task import LightevalTask  # noqa: E402
 from lighteval.tasks.prompt_manager import PromptManager  # noqa: E402
@@ -37,15 +36,6 @@ CA = {"ara": "ar", "rus": "ru", "zho": "zh", "deu": "de", "fra": "fr", "ita": "i
 INSTRUCT = {"deu": "de", "fra": "fr", "ita": "it", "por": "pt", "spa": "es"}  # smollm3_instruct.txt
 CF = ["acc_norm_token", "acc_norm"]  # ml/tasks.py L1871-1878 minus PMI (the authors' tasks.py L715-721)
 
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    import datasets
-
-    saved = datasets.config.HF_DATASETS_CACHE
-    datasets.config.HF_DATASETS_CACHE = str(tmp_path_factory.mktemp("hf_datasets_cache"))
-    yield write_hub_layout(tmp_path_factory.mktemp("hub"))
-    datasets.config.HF_DATASETS_CACHE = saved
 
 
 @pytest.fixture(scope="module")

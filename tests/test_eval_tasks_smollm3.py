@@ -27,7 +27,6 @@ from eval.lighteval_compat import hide_nanotron_from_lighteval  # noqa: E402
 
 hide_nanotron_from_lighteval()
 
-from hub_layout import write_hub_layout  # noqa: E402
 from lighteval.models.model_output import ModelResponse  # noqa: E402
 from lighteval.tasks.lighteval_task import LightevalTask  # noqa: E402
 from lighteval.tasks.prompt_manager import PromptManager  # noqa: E402
@@ -55,16 +54,6 @@ GSM_PLUS_HEAD = (  # tasks.py L674-678
     "where ANSWER is just the final number or expression that solves the problem. Think step by step before "
     "answering.\n\n")
 
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    """The fixture datasets in Hub layout; the `datasets` cache of this module in a temp dir."""
-    import datasets
-
-    saved = datasets.config.HF_DATASETS_CACHE
-    datasets.config.HF_DATASETS_CACHE = str(tmp_path_factory.mktemp("hf_datasets_cache"))
-    yield write_hub_layout(tmp_path_factory.mktemp("hub"))
-    datasets.config.HF_DATASETS_CACHE = saved
 
 
 @pytest.fixture(scope="module")
