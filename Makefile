@@ -37,14 +37,14 @@ help:
 	@echo "make eval-trajectory RUN=runs/tiny [RELEASED_DIR=...]   your stages vs the released checkpoints, by tokens"
 	@echo "make show STAGE=pretrain-stage1 RECIPE=...   the resolved stage recipe as JSON"
 
-# Idempotent: reinstalls only when requirements.txt or constraints.txt change.
+# Idempotent: reinstalls only when requirements.txt or constraints.txt change. evalplus and bfcl-eval pin what
+# clashes with the rest (protobuf, numpy): installed without their dependencies into .venv/nodeps, which
+# eval/code_tasks.py and eval/bfcl.py put on sys.path.
 setup: $(STAMP)
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt 2> >(grep -v "is ignored: it is neither" >&2)
 	$(PY) -m pip check
-	# evalplus and bfcl-eval pin what clashes with the rest (protobuf, numpy): installed without their
-	# dependencies into .venv/nodeps, which eval/code_tasks.py and eval/bfcl.py put on sys.path
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --upgrade --target $(VENV)/nodeps evalplus==0.3.1 bfcl-eval==2026.3.23 2> >(grep -v "is ignored: it is neither" >&2)
 	touch $(STAMP)
 

@@ -112,3 +112,14 @@ def hub(tmp_path_factory):
     datasets.config.HF_DATASETS_CACHE = str(tmp_path_factory.mktemp("hf_datasets_cache"))
     yield write_hub_layout(tmp_path_factory.mktemp("hub"))
     datasets.config.HF_DATASETS_CACHE = saved
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_restored():
+    """lighteval 0.13 turns autograd off for the whole process when its transformers model module is imported
+    (lighteval/models/transformers/transformers_model.py: a module-level torch.set_grad_enabled(False)); a test
+    that evaluates in-process must not leave later in-process training tests without gradients."""
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and not torch.is_grad_enabled():
+        torch.set_grad_enabled(True)
