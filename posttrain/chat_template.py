@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from recipes.loader import RecipeError
+from rundir import write_text_atomic
 
 SOURCE = Path(__file__).with_name("chat_template.jinja")
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -81,7 +82,5 @@ def write_template(recipe_path, out=None, overrides=()) -> str:
         raise RecipeError(stage.file_of("chat_template"), "chat_template", "inherit: the template is the one saved "
                           "with the model the stage starts from (name the sft stage)")
     if out:
-        tmp = Path(out).with_name(f".{Path(out).name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+        write_text_atomic(out, text)
     return text

@@ -43,7 +43,7 @@ from recipes.cli import OneLineParser, guarded
 from recipes.derive import derived
 from recipes.loader import RecipeError, display, load_stage
 from recipes.schema import NanotronStage
-from rundir import stage_dir
+from rundir import stage_dir, write_text_atomic
 
 # The authors' in-training evaluation job (stage1_8T.yaml `lighteval`): one node, dp 4 x tp 2, batch 8, 2 hours.
 EVAL_JOB = {"parallelism": {"dp": 4, "pp": 1, "tp": 2, "tp_linear_async_communication": True}, "batch_size": 8}
@@ -268,9 +268,7 @@ def to_authors_schema(r: NanotronStage, run_stages: list, *, data_root: Optional
 def write(config: dict, out: Optional[str]) -> str:
     text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
     if out:
-        tmp = Path(out).with_name(f".{Path(out).name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+        write_text_atomic(out, text)
     return text
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from rundir import write_text_atomic
 
 
 def yarn_rope(rope_theta: float, factor: float, trained_length: int) -> tuple[dict, int]:
@@ -55,9 +56,7 @@ def write_hf_config(folder, updates: Optional[Dict[str, Any]] = None, source=Non
     config.update(updates or {})
     config["rope_parameters"] = rope_of(config)
     config.update(legacy_rope(config["rope_parameters"]))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
     return path
 
 

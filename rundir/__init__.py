@@ -89,10 +89,16 @@ def is_hf_folder(folder: Path) -> bool:
     return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
 
 
-def write_json_atomic(path: Path, obj) -> None:
+def write_text_atomic(path, text: str) -> None:
+    """`text` written beside `path`, then renamed over it: a reader sees the old file or the new one."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def trim_step_log(path: Path, last_step: int) -> None:

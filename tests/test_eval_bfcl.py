@@ -5,16 +5,9 @@ Usage: .venv/bin/python -m pytest -q tests/test_eval_bfcl.py      (-m "not slow"
 """
 
 import json
-import os
-import sys
-from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from conftest import REPO
 
 from eval import bfcl  # noqa: E402
 

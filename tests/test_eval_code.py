@@ -5,17 +5,10 @@ Usage: .venv/bin/python -m pytest -q tests/test_eval_code.py      (-m "not slow"
 """
 
 import json
-import os
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from conftest import REPO
 
 from eval import code_tasks as ct  # noqa: E402
 

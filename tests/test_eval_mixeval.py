@@ -9,17 +9,8 @@ Lnn") and lighteval 2788496's extended/mix_eval/{main.py, prompts.py, judge_prom
 """
 
 import copy
-import os
-import sys
-from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "fixtures" / "eval_datasets"))
 
 from eval.lighteval_compat import hide_nanotron_from_lighteval  # noqa: E402
 

@@ -10,17 +10,8 @@ in 0.13 for these languages); none is read from eval/tasks.
 """
 
 import copy
-import os
-import sys
-from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "fixtures" / "eval_datasets"))
 
 from eval.lighteval_compat import hide_nanotron_from_lighteval  # noqa: E402
 

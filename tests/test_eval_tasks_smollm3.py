@@ -11,17 +11,10 @@ from eval/tasks.
 """
 
 import copy
-import os
-import sys
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "fixtures" / "eval_datasets"))
+from conftest import REPO
 
 from eval.lighteval_compat import hide_nanotron_from_lighteval  # noqa: E402
 
