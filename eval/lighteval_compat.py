@@ -11,12 +11,17 @@
   `gathered_continuations[i][:num_choices][:len_choice]` continuation rows: acc_norm_token divides every choice
   by the same padded length (= acc), or fails (IndexError) when the longest choice has fewer tokens than there
   are choices (" Yes"/" No", " 0".." 3"): `exact_token_norm` of `lighteval_pipeline`.
+- a task with no document (a Global MMLU subject whose filter keeps nothing) raises and fails the whole run:
+  `empty_tasks_skipped`.
+- its transformers model module turns autograd off for the whole process at import
+  (`torch.set_grad_enabled(False)`); tests/conftest.py turns it back on after each test.
 `lighteval_pipeline` builds lighteval's Pipeline with these in place.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from unittest import mock
 
 
@@ -101,3 +106,20 @@ def lighteval_pipeline(tasks, params, tracker, model_config, registry_cls, exact
         # (rows twice); with one process gathering is the identity, so its non-gather branch is the same, right
         pipeline.model.accelerator = None
     return pipeline
+
+
+def empty_tasks_skipped():
+    """Patch: lighteval 0.13 raises on a task with no document, failing the run; 2788496 (the authors') ran it
+    with none.
+    A Global MMLU subject without a culturally-agnostic item in a language (hf_filter) is left out instead."""
+    from lighteval.tasks.lighteval_task import LightevalTask
+
+    get_docs = LightevalTask.get_docs
+
+    def get_docs_or_none(self, max_samples=None):
+        if not self.eval_docs():
+            print(f"[eval] {self.name}: no document (after its filter), left out", file=sys.stderr)
+            return []
+        return get_docs(self, max_samples)
+
+    return mock.patch.object(LightevalTask, "get_docs", get_docs_or_none)

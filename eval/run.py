@@ -25,6 +25,7 @@ from unittest import mock
 from eval import code_tasks, specs
 from eval.bfcl import SUITES as BFCL_SUITES
 from eval.lighteval_compat import (
+    empty_tasks_skipped,
     fixed_registry_cls,
     hide_nanotron_from_lighteval,
     lighteval_pipeline,
@@ -209,7 +210,7 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
         # the run's temp dir instead of piling up in ~/.cache/huggingface/datasets
         per_run = suite in OFFLINE_SUITES or suite in BFCL_SUITES
         local = Path(cache_dir) / "datasets" if per_run else datasets.config.HF_DATASETS_CACHE
-        with mock.patch.object(datasets.config, "HF_DATASETS_CACHE", local), _empty_tasks_skipped():
+        with mock.patch.object(datasets.config, "HF_DATASETS_CACHE", local), empty_tasks_skipped():
             pipeline = lighteval_pipeline(tasks, params, tracker, config, registry_cls,
                                           exact_token_norm=suite not in OFFLINE_SUITES)
             pipeline.evaluate()
@@ -219,22 +220,6 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
             "backend": backend, "context_lengths": list(context_lengths), "scores": flat_scores(results)}
     (output_dir / "eval_run.json").write_text(json.dumps(meta, indent=2, default=str))
     return meta["scores"]
-
-
-def _empty_tasks_skipped():
-    """lighteval 0.13 raises on a task with no document, failing the run; 2788496 (the authors') ran it with none.
-    A Global MMLU subject without a culturally-agnostic item in a language (hf_filter) is left out instead."""
-    from lighteval.tasks.lighteval_task import LightevalTask
-
-    get_docs = LightevalTask.get_docs
-
-    def get_docs_or_none(self, max_samples=None):
-        if not self.eval_docs():
-            print(f"[eval] {self.name}: no document (after its filter), left out", file=sys.stderr)
-            return []
-        return get_docs(self, max_samples)
-
-    return mock.patch.object(LightevalTask, "get_docs", get_docs_or_none)
 
 
 def _tokenizer(model: str):
