@@ -5,8 +5,10 @@
 - `Registry()` imports all ~650 built-in task modules, some of which reach the network at import time or
   need extras we do not install: `fixed_registry_cls` / `only_custom_registry_cls` register only the
   tasks we ask for.
-- the sample cache joins cache_dir and the model path; an absolute path escapes cache_dir and writes into
-  the model folder: `isolated_cache_cls`.
+- the sample cache, which every model writes and reads back per request, is keyed on the model path and
+  config, not the weights (a retrained checkpoint in the same folder would be served the old answers), and joins
+  cache_dir and the model path (an absolute path escapes cache_dir and writes into the model folder): no
+  sample cache (`lighteval_pipeline`); each run scores every request (measured: 1-1.5 s of a 12 s tiny run).
 - the transformers backend, through its accelerate gather (used even by one process), keeps
   `gathered_continuations[i][:num_choices][:len_choice]` continuation rows: acc_norm_token divides every choice
   by the same padded length (= acc), or fails (IndexError) when the longest choice has fewer tokens than there
@@ -20,7 +22,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from unittest import mock
 
@@ -46,20 +47,14 @@ def hide_nanotron_from_lighteval() -> None:
     li.is_package_available = is_package_available
 
 
-def safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name.strip("/")) or "model"
+class _NoSampleCache:
+    """Stands in for SampleCache while the Pipeline is built (it touches nothing), then set to None."""
 
+    def __init__(self, model_config):
+        pass
 
-def isolated_cache_cls():
-    from lighteval.utils.cache_management import SampleCache
-
-    class IsolatedSampleCache(SampleCache):
-        # lighteval joins cache_dir / model_name: an absolute model path would escape cache_dir
-        # (pathlib drops the prefix) and write parquet files into the model folder itself.
-        def __init__(self, model_config):
-            super().__init__(model_config.model_copy(update={"model_name": safe_name(model_config.model_name)}))
-
-    return IsolatedSampleCache
+    def _init_registry(self, registry):
+        pass
 
 
 def fixed_registry_cls(base_configs: dict | None = None):
@@ -84,7 +79,7 @@ def only_custom_registry_cls():
 
 
 def lighteval_pipeline(tasks, params, tracker, model_config, registry_cls, exact_token_norm=False):
-    """lighteval's Pipeline, built with our Registry class and a sample cache that stays inside cache_dir.
+    """lighteval's Pipeline, built with our Registry class and no sample cache (see the module docstring).
     exact_token_norm: a one-process transformers model skips the gather (see the module docstring); off for the
     offline suites, whose recorded mc_cloze acc_norm_token (tests/golden) has 0.13's value."""
     import contextlib
@@ -96,9 +91,10 @@ def lighteval_pipeline(tasks, params, tracker, model_config, registry_cls, exact
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(lp, "Registry", registry_cls))
         for module in (tm, vm):
-            stack.enter_context(mock.patch.object(module, "SampleCache", isolated_cache_cls()))
+            stack.enter_context(mock.patch.object(module, "SampleCache", _NoSampleCache))
         pipeline = lp.Pipeline(tasks=tasks, pipeline_parameters=params, evaluation_tracker=tracker,
                                model_config=model_config)
+    pipeline.model._cache = None  # patch: lighteval's own "caching disabled" branch of @cached
     accelerator = getattr(pipeline.model, "accelerator", None)
     if exact_token_norm and isinstance(pipeline.model, tm.TransformersModel) and accelerator is not None \
             and accelerator.num_processes == 1:

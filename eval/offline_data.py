@@ -16,9 +16,12 @@ reads as-is:
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from pathlib import Path
+
+from rundir import write_text_atomic
 
 MC_SEED, MATH_TRAIN_SEED, MATH_TEST_SEED, PASSKEY_SEED = 1234, 1, 2, 7
 PASSKEY_FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
@@ -31,15 +34,16 @@ PASSKEY_ANSWER_TOKENS = 16  # room left in the context for the answer
 
 # Suite profiles: task -> (fewshot, generation_size, items per task or None for all); max_samples is the
 # default global cap (lighteval's --max-samples); ruler_kinds: the RULER tasks of the suite's "ruler" entry
-# (eval/ruler.py), run at each context length they fit (ruler.MIN_LENGTH). tiny: enough cloze items (300) and
-# word problems (100) that a stage's change shows beyond lighteval's standard error (README "Offline suites"),
-# and one item of each RULER task with 16 new tokens (the path, not a measurement, at tiny scale).
+# (eval/ruler.py), run at each context length they fit (ruler.MIN_LENGTH). tiny: enough cloze items (200: +-3.2
+# points) that a stage's change shows beyond lighteval's standard error (eval/README.md "The tiny suite's
+# signal"); 32 word problems and 4 HumanEval problems, which a model this size scores 0-2 % on (the path, and
+# whether a stage lifts it off zero); one item of each RULER task with 16 new tokens (the path, not a measurement).
 TINY_RULER = ("niah_single_1", "niah_single_2", "niah_multivalue", "vt", "cwe", "fwe")
 RULER_ALL = ("niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2",
              "niah_multikey_3", "niah_multivalue", "niah_multiquery", "vt", "cwe", "fwe")
 RULER_ITEMS = 500  # lm-eval's num_samples per task and length
 OFFLINE_SUITES = {
-    "tiny": {"tasks": {"mc_cloze": (0, None, 300), "math_word": (5, 32, None), "humaneval": (0, 48, 8),
+    "tiny": {"tasks": {"mc_cloze": (0, None, 200), "math_word": (5, 32, 32), "humaneval": (0, 48, 4),
                        "ruler": (0, 16, 1)}, "ruler_kinds": TINY_RULER, "max_samples": None},
     "offline": {"tasks": {"mc_cloze": (0, None, None), "math_word": (5, 256, None), "humaneval": (0, 512, None),
                           "ruler": (0, None, RULER_ITEMS)}, "ruler_kinds": RULER_ALL, "max_samples": None},
@@ -62,10 +66,24 @@ def ruler_tasks(suite: str, context_lengths) -> list[tuple[int, str]]:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Atomic, and left alone when it already holds these rows: parallel evaluations share the folder."""
+    text = "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+    if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+        write_text_atomic(path, text)
+
+
+def _save_tokenizer(tokenizer, folder: Path) -> None:
+    """tokenizer.save_pretrained(folder), each file replaced atomically and only when it differs."""
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".tokenizer-") as tmp:
+        tokenizer.save_pretrained(tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            old = folder / f.name
+            if not (old.is_file() and old.read_bytes() == f.read_bytes()):
+                os.replace(f, old)
 
 
 # ---------------------------------------------------------------- multiple choice (CF style)
@@ -204,7 +222,7 @@ def write_offline_data(
     for length in context_lengths:
         _write_jsonl(data_dir / f"passkey_{length}" / "test.jsonl", passkey_items(length, n_passkey, tokenizer))
     if tokenizer is not None:
-        tokenizer.save_pretrained(data_dir / "tokenizer")
+        _save_tokenizer(tokenizer, data_dir / "tokenizer")
     return data_dir
 
 

@@ -30,6 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 from unittest import mock
 
+from rundir import write_text_atomic
+
 HAYSTACK_ENV = "SMOLLM3_RULER_HAYSTACK"
 # lm-eval's 13 RULER tasks less qa_squad / qa_hotpot (their data are downloaded from GitHub / the Hub).
 # kind -> (generator settings, answer budget = lm-eval's max_gen_toks, which is also the sizing budget)
@@ -206,8 +208,9 @@ def write_ruler_data(data_dir, tokenizer, lengths, kinds, n: int) -> list[Path]:
             if not (meta_path.is_file() and json.loads(meta_path.read_text()) == meta):
                 folder.mkdir(parents=True, exist_ok=True)
                 rows = ruler_items(kind, length, n, tokenizer)
-                with open(folder / "test.jsonl", "w", encoding="utf-8") as f:
-                    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-                meta_path.write_text(json.dumps(meta))
+                # atomic: parallel evaluations (eval.stage, parallel_jobs) may write the same folder
+                text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+                write_text_atomic(folder / "test.jsonl", text)
+                write_text_atomic(meta_path, json.dumps(meta))
             folders.append(folder)
     return folders

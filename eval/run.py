@@ -9,7 +9,7 @@ Published suites (eval/suites/published.yaml) use lighteval 0.13's built-in task
 (a module that cannot import is skipped instead of failing the run), and need the network; their `custom|`
 tasks are the authors' (eval/tasks/). With HF_HUB_OFFLINE and $SMOLLM3_EVAL_DATASETS (local dataset copies, see
 eval/tasks/local.py) only those custom tasks run.
-Every run gets a fresh lighteval sample cache (its cache is keyed on model path + config, not weights).
+lighteval's sample cache is off (eval/lighteval_compat.py: it is keyed on the model path, not the weights).
 """
 
 from __future__ import annotations
@@ -88,17 +88,6 @@ def _model_config(model, backend, cache_dir, system_prompt, generation, opts, ch
         batch_size=opts.get("batch_size") or (None if cuda else 32), override_chat_template=chat_template,
         max_length=opts.get("max_length") or opts.get("max_model_length"),
     )
-
-
-def _tune_cpu_threads(model: str) -> None:
-    """Tiny models on CPU: one intra-op thread (more only adds contention; measured 2x faster on 2 busy cores)."""
-    import torch
-
-    if torch.cuda.is_available() or not os.path.isfile(os.path.join(model, "config.json")):
-        return
-    cfg = json.loads(Path(model, "config.json").read_text())
-    if cfg.get("hidden_size", 10**6) * cfg.get("num_hidden_layers", 10**6) <= 512 * 8:
-        torch.set_num_threads(1)
 
 
 def flat_scores(results: dict) -> dict:
@@ -202,8 +191,6 @@ def run_eval(model_path: str, suite: str, output_dir, *, max_samples: int | None
                                     results_path_template="{output_dir}/results")
         config = _model_config(model, backend, cache_dir, None if suite in BFCL_SUITES else system_prompt,
                                generation, opts, chat_template)  # BFCL: the mode is in its rendered prompts
-        if backend == "transformers":
-            _tune_cpu_threads(model)
         import datasets
 
         # offline data is regenerated per run: keep its `datasets` cache (and lighteval's parquet reads) in

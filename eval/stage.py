@@ -3,11 +3,12 @@
 Each model-producing stage leaves a complete HF folder at `runs/<recipe>/<stage>/hf`. Pretraining and
 long-context checkpoints get the recipe's `base_suite`; post-trained ones (sft, apo, merge) get the
 `instruct_suite` once per system prompt (`/think`, `/no_think`); the mid-trained model (pure reasoning, no
-dual mode) gets the instruct suite without one. RULER (eval/ruler.py) runs at `context_lengths`: inside the
-suite when it has RULER tasks (tiny), else as a `<stage>-ruler` job (published suites) of the offline suite
-`<base_suite>-ruler` where one exists (tiny-ruler), else `ruler`; the lengths listed in `yarn_lengths` are scored
-with that suite on a YaRN view of each checkpoint that YaRN x `yarn_factor` stretches that far (`<stage>-yarn`;
-the model card's 128k). RULER items are generated once per tokenizer into `runs/<recipe>/eval/data/`. The
+dual mode) gets the instruct suite without one. RULER (eval/ruler.py) scores the base checkpoints (the model
+card reports it for the base model only) at the `context_lengths` each was trained at: inside the suite when it
+has RULER tasks (tiny), else as a `<stage>-ruler` job (published suites) of the offline suite `<base_suite>-ruler`
+where one exists (tiny-ruler), else `ruler`; the lengths listed in `yarn_lengths` are scored with that suite on a
+YaRN view of each base checkpoint that YaRN x `yarn_factor` stretches that far (`<stage>-yarn`; the model card's
+128k). RULER items are generated once per tokenizer into `runs/<recipe>/eval/data/`. The
 manifest's metrics hold, per job and task, every score with lighteval's standard error beside it
 (`<metric>_stderr`). Results go to `runs/<recipe>/eval/<stage>[-<mode>]/`, and
 `runs/<recipe>/eval/compare.md` puts every checkpoint side by side with the published SmolLM3 numbers.
@@ -50,6 +51,7 @@ class Job:
     system_prompt: Optional[str]
     context_lengths: tuple  # RULER / passkey lengths of this run
     yarn_from: Optional[Path] = None  # a YaRN view of this trained model (eval.yarn_view), written before the run
+    generation: tuple = ()  # (key, value) sampling overrides of the suite's (the recipe's, instruct jobs)
 
 
 def _has_long_context(suite: str) -> bool:
@@ -71,45 +73,74 @@ def with_stderr(scores: dict, out: Path) -> dict:
 
 
 def jobs(r: EvalStage, found, out_dir: Path) -> tuple[list[Job], list[str]]:
-    """The evaluations to run, and a note for each YaRN length a checkpoint cannot reach.
+    """The evaluations to run, and a note for each context length a checkpoint is not scored at.
 
-    Per checkpoint: its suite (base or instruct, once per system prompt for dual-mode stages) with the
-    context lengths not in `yarn_lengths`; the offline RULER suite at those lengths when the suite has no
-    RULER (or passkey) task (the published suites); and `<stage>-yarn`, the RULER suite at the `yarn_lengths` that
-    YaRN x `yarn_factor` stretches this checkpoint to, on a YaRN view of it."""
+    Per checkpoint: its suite (base or instruct, once per system prompt for dual-mode stages). Long context
+    (RULER, passkey) is scored on the base checkpoints only, as the model card reports it (base_en.yaml
+    alone has RULER rows), and only at the lengths a checkpoint was trained at (`max_position_embeddings`
+    of its HF config): a 4k-token checkpoint is not asked a 32k question. Those lengths run inside the suite
+    when it has RULER (or passkey) tasks (tiny), else as `<stage>-ruler` (the published suites); the
+    `yarn_lengths` within YaRN x `yarn_factor` of the trained length run as `<stage>-yarn` on a YaRN view."""
     from eval.yarn_view import trained_length
 
     native = tuple(n for n in r.context_lengths if n not in r.yarn_lengths)
     ruler = f"{r.base_suite}-ruler" if f"{r.base_suite}-ruler" in OFFLINE_SUITES else "ruler"  # tiny: tiny-ruler
+    sampling = tuple((k, v) for k in ("temperature", "top_p", "max_new_tokens") if (v := getattr(r, k)) is not None)
     out, notes = [], []
     for stage, hf in found:
-        if stage in BASE_KINDS:
-            out.append(Job(stage, hf, r.base_suite, None, native))
-            suites = [r.base_suite]
-        elif stage in DUAL_MODE:
-            out += [Job(f"{stage}{p.replace('/', '-')}", hf, r.instruct_suite, p, native) for p in r.system_prompts]
-            suites = [r.instruct_suite]
-        else:
-            out.append(Job(stage, hf, r.instruct_suite, None, native))
-            suites = [r.instruct_suite]
-        if native and not any(map(_has_long_context, suites)):
-            out.append(Job(f"{stage}-ruler", hf, ruler, None, native))
-        if r.yarn_lengths:
-            length = trained_length(hf)
-            reach = int(length * r.yarn_factor)
-            lengths = tuple(n for n in r.yarn_lengths if n <= reach)
-            if lengths:
-                out.append(Job(f"{stage}-yarn", out_dir / f"{stage}-yarn" / "model", ruler, None, lengths, hf))
-            short = [n for n in r.yarn_lengths if n > reach]
-            if short:
-                notes.append(f"{stage}: trained at {length} tokens, YaRN x{r.yarn_factor:g} reaches {reach}: "
-                             f"RULER {', '.join(map(str, short))} not scored")
+        if stage in DUAL_MODE:
+            out += [Job(f"{stage}{p.replace('/', '-')}", hf, r.instruct_suite, p, (), generation=sampling)
+                    for p in r.system_prompts]
+            continue
+        if stage not in BASE_KINDS:  # midtrain: reasoning, no dual mode
+            out.append(Job(stage, hf, r.instruct_suite, None, (), generation=sampling))
+            continue
+        length = trained_length(hf)
+        fits = tuple(n for n in native if n <= length)
+        out.append(Job(stage, hf, r.base_suite, None, fits))
+        if fits and not _has_long_context(r.base_suite):
+            out.append(Job(f"{stage}-ruler", hf, ruler, None, fits))
+        reach = int(length * r.yarn_factor) if r.yarn_lengths else 0
+        stretched = tuple(n for n in r.yarn_lengths if n <= reach)
+        if stretched:
+            out.append(Job(f"{stage}-yarn", out_dir / f"{stage}-yarn" / "model", ruler, None, stretched, hf))
+        short = [n for n in native if n > length] + [n for n in r.yarn_lengths if n > reach]
+        if short:
+            how = f", YaRN x{r.yarn_factor:g} reaches {reach}" if r.yarn_lengths else ""
+            notes.append(f"{stage}: trained at {length} tokens{how}: long context {', '.join(map(str, short))} "
+                         "not scored")
     return out, notes
 
 
-def run(r: EvalStage) -> None:
-    from eval.compare import compare
+def score(job: Job, out: Path, max_samples, backend: str, data_dir: Path, threads: int = 0) -> dict:
+    """One evaluation: lighteval's scores of `job` with lighteval's standard errors beside them. With `threads`
+    (a worker process of `run`): that many torch threads, and the job's output goes to `out/eval.log`."""
+    import os
+    import sys
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        out.mkdir(parents=True, exist_ok=True)
+        sys.stdout.flush(), sys.stderr.flush()
+        log = os.open(out / "eval.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1), os.dup2(log, 2), os.close(log)
     from eval.run import run_eval
+
+    scores = run_eval(str(job.model), job.suite, out, max_samples=max_samples, system_prompt=job.system_prompt,
+                      backend=backend, context_lengths=job.context_lengths, data_dir=data_dir,
+                      generation=dict(job.generation))
+    return with_stderr(scores, out)
+
+
+def run(r: EvalStage) -> None:
+    """Score every job, `parallel_jobs` at a time (worker processes, each with its share of the cores)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from eval.compare import compare
     from eval.yarn_view import yarn_view
 
     found = checkpoints(r.run)
@@ -122,23 +153,42 @@ def run(r: EvalStage) -> None:
         todo, notes = jobs(r, found, run_.dir)
         for note in notes:
             print(f"[eval] {note}", flush=True)
-        results, t0 = [], time.time()
-        for i, job in enumerate(todo, 1):
-            rate = (i - 1) / max(time.time() - t0, 1e-9)  # evaluations finished per second
-            print(f"[eval] {i}/{len(todo)}: {job.label} on suite {job.suite}"
-                  + (f" with system prompt {job.system_prompt}" if job.system_prompt else "")
-                  + (f", YaRN x{r.yarn_factor:g}" if job.yarn_from else "")
-                  + (f", {rate:.2f} evaluations/s, ETA {(len(todo) - i + 1) / rate:.0f}s" if i > 1 else ""),
-                  flush=True)
+        for job in todo:
             if job.yarn_from:
                 yarn_view(job.yarn_from, r.yarn_factor, job.model)
-            out = run_.dir / job.label
-            scores = run_eval(str(job.model), job.suite, out, max_samples=r.max_samples,
-                              system_prompt=job.system_prompt, backend=r.backend, context_lengths=job.context_lengths,
-                              data_dir=run_.dir / "data")
-            run_.metrics[job.label] = with_stderr(scores, out)
-            results.append((job.label, out))
+        workers = min(r.parallel_jobs, len(todo))
+        print(f"[eval] {len(todo)} evaluations, {workers} at a time", flush=True)
+        args = dict(max_samples=r.max_samples, backend=r.backend, data_dir=run_.dir / "data")
+        t0, done = time.time(), 0
+
+        def finished(job: Job, scores: dict) -> None:
+            nonlocal done
+            done += 1
+            run_.metrics[job.label] = scores
+            rate = done / max(time.time() - t0, 1e-9)
+            print(f"[eval] {done}/{len(todo)}: {job.label} on suite {job.suite}"
+                  + (f" with system prompt {job.system_prompt}" if job.system_prompt else "")
+                  + (f", YaRN x{r.yarn_factor:g}" if job.yarn_from else "")
+                  + f" scored; {rate * 60:.1f} evaluations/min, ETA {(len(todo) - done) / rate:.0f}s", flush=True)
+
+        if workers == 1:
+            for job in todo:
+                finished(job, score(job, run_.dir / job.label, **args))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(score, job, run_.dir / job.label, threads=threads, **args): job for job in todo}
+                for f in as_completed(futures):
+                    job = futures[f]
+                    try:
+                        finished(job, f.result())
+                    except BaseException:
+                        print(f"[eval] {job.label} failed: its log is {run_.dir / job.label / 'eval.log'}", flush=True)
+                        raise
+        run_.metrics = {**{j.label: run_.metrics[j.label] for j in todo},
+                        **{k: v for k, v in run_.metrics.items() if k not in {j.label for j in todo}}}
         run_.metrics["not_scored"] = notes
+        results = [(j.label, run_.dir / j.label) for j in todo]
         (run_.dir / "compare.md").write_text(compare([str(p) for _, p in results], [lbl for lbl, _ in results]))
         run_.outputs += [lbl for lbl, _ in results] + ["compare.md"]
         print(f"[eval] wrote {run_.dir / 'compare.md'}", flush=True)

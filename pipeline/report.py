@@ -117,7 +117,32 @@ def effects(run: str, manifests: dict) -> list[tuple[str, str, str]]:
                          f"{_f(soup.get('think_rate_think'), 2)} / {_f(soup.get('think_rate_no_think'), 2)}, final "
                          f"{_f(final.get('think_rate_think'), 2)} / {_f(final.get('think_rate_no_think'), 2)}",
                          _moved(None if not soup else final["passkey_logprob"] > soup["passkey_logprob"])))
+        elif kind == "eval":
+            text, ok = eval_effect(x)
+            rows.append((stage, text, _moved(ok)))
     return rows
+
+
+def eval_effect(metrics: dict) -> tuple[str, bool | None]:
+    """Each task's headline score, first scored checkpoint -> last, with lighteval's standard errors; moved
+    when the change exceeds twice the larger standard error (else said plainly: within noise)."""
+    jobs = [k for k, v in metrics.items() if isinstance(v, dict) and v]
+    if len(jobs) < 2:
+        return "fewer than two checkpoints scored", None
+    first, last = metrics[jobs[0]], metrics[jobs[-1]]
+    parts, moved = [], []
+    for task in [t for t in first if t in last]:
+        metric = next((m for m in first[task] if f"{m}_stderr" in first[task] and m in last[task]), None)
+        if metric is None:
+            continue
+        a, b = first[task][metric], last[task][metric]
+        noise = 2 * max(first[task][f"{metric}_stderr"], last[task].get(f"{metric}_stderr", 0.0))
+        moved.append(abs(b - a) > noise)
+        parts.append(f"{task.split('|')[0]} {metric} {a:.3f} -> {b:.3f} "
+                     f"({'moved' if moved[-1] else 'within 2 standard errors'})")
+    if not parts:
+        return "no score with a standard error", None
+    return f"{jobs[0]} -> {jobs[-1]}: " + "; ".join(parts), any(moved)
 
 
 def curves(run: str, manifests: dict) -> dict:

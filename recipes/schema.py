@@ -480,9 +480,14 @@ class EvalStage(Common):
     yarn_factor: Optional[Annotated[float, Field(gt=1)]] = None
     yarn_lengths: list[Pos] = []
     max_samples: Optional[Pos] = None
-    temperature: NonNegFloat
-    top_p: Fraction
-    max_new_tokens: Pos
+    # sampling of the instruct-suite jobs, over the suite's own (eval/suites/published.yaml: the authors'
+    # temperature 0.6, top_p 0.95, 32,768 new tokens); None: the suite's. Base suites are scored greedily.
+    temperature: Optional[NonNegFloat] = None
+    top_p: Optional[Fraction] = None
+    max_new_tokens: Optional[Pos] = None
+    # evaluations run at once, each in a process of its own with cores / parallel_jobs torch threads: on a CPU
+    # machine one per core (lighteval's per-item work is single-threaded Python); 1 on a GPU, in-process
+    parallel_jobs: Pos = 1
 
     @model_validator(mode="after")
     def _yarn(self):

@@ -64,25 +64,30 @@ def _hf(folder, max_positions, rope=None):
 
 def test_the_published_128k_ruler_runs_on_a_yarn_view_of_the_64k_checkpoints(tmp_path):
     """smollm3-3b eval: RULER at 32k and 64k as trained, 128k through YaRN x2 (model card), only where YaRN
-    reaches it; the published base suite has no RULER task, so it gets a RULER job of its own."""
+    reaches it; the published base suite has no RULER task, so it gets a RULER job of its own. Long context is
+    a base-model figure (base_en.yaml alone has RULER rows) and a checkpoint is asked only lengths it was
+    trained at: the 4k stage-1 checkpoint gets no 32k / 64k job (the passkey / RULER length guard)."""
     from eval.stage import jobs
 
     r = load_stage(REPO / "recipes/smollm3-3b/eval.yaml")
     found = [("pretrain-stage1", _hf(tmp_path / "s1", 4096)), ("longctx-64k", _hf(tmp_path / "lc", 65536)),
              ("sft", _hf(tmp_path / "sft", 65536))]
     todo, notes = jobs(r, found, tmp_path / "eval")
-    got = {(j.label, j.suite, j.context_lengths, j.yarn_from is not None) for j in todo}
+    got = {(j.label, j.suite, j.context_lengths, j.yarn_from is not None, j.generation) for j in todo}
     assert got == {
-        ("pretrain-stage1", "smollm3-base", (32768, 65536), False),
-        ("pretrain-stage1-ruler", "ruler", (32768, 65536), False),
-        ("longctx-64k", "smollm3-base", (32768, 65536), False),
-        ("longctx-64k-ruler", "ruler", (32768, 65536), False),
-        ("longctx-64k-yarn", "ruler", (131072,), True),
-        ("sft-think", "smollm3-instruct", (32768, 65536), False),
-        ("sft-no_think", "smollm3-instruct", (32768, 65536), False),
-        ("sft-ruler", "ruler", (32768, 65536), False),
-        ("sft-yarn", "ruler", (131072,), True)}
-    assert notes == ["pretrain-stage1: trained at 4096 tokens, YaRN x2 reaches 8192: RULER 131072 not scored"]
+        ("pretrain-stage1", "smollm3-base", (), False, ()),
+        ("longctx-64k", "smollm3-base", (32768, 65536), False, ()),
+        ("longctx-64k-ruler", "ruler", (32768, 65536), False, ()),
+        ("longctx-64k-yarn", "ruler", (131072,), True, ()),
+        ("sft-think", "smollm3-instruct", (), False, ()),
+        ("sft-no_think", "smollm3-instruct", (), False, ())}
+    assert notes == ["pretrain-stage1: trained at 4096 tokens, YaRN x2 reaches 8192: long context 32768, 65536, "
+                     "131072 not scored"]
+    # the recipe's sampling fields take effect on the instruct jobs only (None: the suite's own)
+    r = load_stage(REPO / "recipes/smollm3-3b/eval.yaml", ["temperature=0.7", "max_new_tokens=2048"])
+    by_label = {j.label: j.generation for j in jobs(r, found, tmp_path / "eval")[0]}
+    assert by_label["sft-think"] == by_label["sft-no_think"] == (("temperature", 0.7), ("max_new_tokens", 2048))
+    assert by_label["pretrain-stage1"] == by_label["longctx-64k-yarn"] == ()
     with pytest.raises(Exception, match="yarn_lengths: must be lengths of context_lengths"):
         load_stage(REPO / "recipes/smollm3-3b/eval.yaml", ["yarn_lengths=[100]"])
     with pytest.raises(Exception, match="yarn_factor and yarn_lengths go together"):

@@ -102,8 +102,14 @@ def test_the_report_card_has_a_measured_row_per_stage_plots_and_manifests(smoke)
             "think-block rate, think / no-think mode: ") in text
     assert f"(per token) {m['apo']['preference_accuracy_before']:.3f} -> " in rows["apo"]
     assert f"{m['merge']['figures']['final']['passkey_logprob']:.2f}" in rows["merge"]
+    # the eval row: mc_cloze acc, first checkpoint -> last, judged against twice lighteval's standard error
+    first, last = m["eval"]["pretrain-stage1"]["mc_cloze|0"], m["eval"]["merge-no_think"]["mc_cloze|0"]
+    noise = 2 * max(first["acc_stderr"], last["acc_stderr"])
+    verdict = "moved" if abs(last["acc"] - first["acc"]) > noise else "within 2 standard errors"
+    assert rows["eval"].startswith(f"| eval | pretrain-stage1 -> merge-no_think: mc_cloze acc {first['acc']:.3f} -> "
+                                   f"{last['acc']:.3f} ({verdict})"), rows["eval"]
     for stage in ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k", "longctx-64k", "midtrain",
-                  "sft", "apo", "merge"):
+                  "sft", "apo", "merge", "eval"):
         assert rows[stage].endswith(("| yes |", "| **no** |")), rows[stage]  # a measured figure, judged
     for needle in ("![loss](report_loss.png)", "![lr](report_lr.png)", "![eval](report_eval.png)", "## The plan",
                    "## Mixture shares", "## Evaluation beside the published SmolLM3 numbers", "## Manifests"):
