@@ -38,10 +38,10 @@ def measure(recompute: bool, micro_batch: int) -> dict:
 
     from pretrain.data.mixture import MixtureSampler
     from pretrain.dataloader import micro_batch as make_batch
-    from pretrain.smollm3_config import SmolLM3Config
     from pretrain.smollm3_nanotron import build_smollm3
     from pretrain.train_checks import token_ids
     from recipes.loader import load_stage
+    from smollm3.hf_config import SmolLM3Config
 
     torch.set_num_threads(1)
     recipe = load_stage(REPO / "recipes/tiny/longctx-64k.yaml", ["parallelism.tp=1", "parallelism.dp=1"])

@@ -29,10 +29,10 @@ import torch  # noqa: E402
 from pretrain.data.mixture import MixtureSampler  # noqa: E402
 from pretrain.dataloader import micro_batch  # noqa: E402
 from pretrain.nanotron_config import nanotron_config  # noqa: E402
-from pretrain.smollm3_config import SmolLM3Config as NanotronSmolLM3Config  # noqa: E402
 from pretrain.train_checks import token_ids  # noqa: E402
 from pretrain.train_stage import StageTrainer  # noqa: E402
 from recipes.loader import load_stage  # noqa: E402
+from smollm3.hf_config import SmolLM3Config as NanotronSmolLM3Config  # noqa: E402
 
 ONE_PROCESS = ["parallelism.dp=1", "parallelism.tp=1", "batch.global_batch_tokens=1024",
                "steps.train_steps=10000", "lr_schedule.warmup_steps=10"]  # 1 micro-batch of 4 x 256 per step

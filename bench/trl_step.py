@@ -33,7 +33,7 @@ def trl_trainer(recipe, tmp: str, steps: int):
     from posttrain.mixture import mixture
     from posttrain.trl_config import trl_config
     from pretrain.data.tokenizer import tokenizer_dir
-    from pretrain.smollm3_config import SmolLM3Config as Ours
+    from smollm3.hf_config import SmolLM3Config as Ours
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir(recipe)))
     tok.chat_template, tok.eos_token = CHATML, recipe.eos_token

@@ -50,7 +50,7 @@ class Job:
     suite: str
     system_prompt: Optional[str]
     context_lengths: tuple  # RULER / passkey lengths of this run
-    yarn_from: Optional[Path] = None  # a YaRN view of this trained model (eval.yarn_view), written before the run
+    yarn_from: Optional[Path] = None  # a YaRN view of this trained model (smollm3.hf_config), written before the run
     generation: tuple = ()  # (key, value) sampling overrides of the suite's (the recipe's, instruct jobs)
 
 
@@ -81,7 +81,7 @@ def jobs(r: EvalStage, found, out_dir: Path) -> tuple[list[Job], list[str]]:
     of its HF config): a 4k-token checkpoint is not asked a 32k question. Those lengths run inside the suite
     when it has RULER (or passkey) tasks (tiny), else as `<stage>-ruler` (the published suites); the
     `yarn_lengths` within YaRN x `yarn_factor` of the trained length run as `<stage>-yarn` on a YaRN view."""
-    from eval.yarn_view import trained_length
+    from smollm3.hf_config import trained_length
 
     native = tuple(n for n in r.context_lengths if n not in r.yarn_lengths)
     ruler = f"{r.base_suite}-ruler" if f"{r.base_suite}-ruler" in OFFLINE_SUITES else "ruler"  # tiny: tiny-ruler
@@ -141,7 +141,7 @@ def run(r: EvalStage) -> None:
     from multiprocessing import get_context
 
     from eval.compare import compare
-    from eval.yarn_view import yarn_view
+    from smollm3.hf_config import yarn_view
 
     found = checkpoints(r.run)
     with StageRun(r, inputs=[hf.parent for _, hf in found]) as run_:

@@ -28,9 +28,9 @@ import yaml
 
 from merge.inputs import check_compatible, find_inputs
 from merge.mergekit_config import blend_config, soup_config
-from pretrain.smollm3_config import write_hf_config
 from recipes.loader import display
 from rundir import StageRun
+from smollm3.hf_config import write_hf_config
 
 # The tokenizer and template files mergekit copies from its "donor" model (mergekit.merge._copy_tokenizer).
 TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer.model",

@@ -1,4 +1,4 @@
-"""Stage kind -> stage module, and the runner behind `make <stage>` and `make all` / `make smoke`.
+"""The runner behind `make <stage>` and `make all` / `make smoke`.
 
 A stage module exposes `run(recipe)` (and, for the nanotron stages, `up_to_date(recipe)`); it receives a
 validated recipe, so bad input has already been refused (exit 2) before anything is written under runs/.
@@ -6,31 +6,15 @@ The stage modules are imported when their stage runs (they pull in nanotron, dat
 """
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
+from pipeline.kinds import NANOTRON_KINDS, RESUMING_KINDS, TRL_KINDS, stage_module
+from pipeline.launch import launch
 from recipes.derive import derived
 from recipes.loader import RecipeError, display, load_recipe, load_stage
-
-NANOTRON_KINDS = ("pretrain", "longctx")
-TRL_KINDS = ("midtrain", "sft", "apo")
-RESUMING_KINDS = NANOTRON_KINDS + TRL_KINDS  # stages that continue checkpoints: run(recipe, resume)
-
-
-# Stage kind -> the module that runs it (imported when its stage runs: they pull in nanotron, datatrove, TRL, ...).
-STAGE_MODULES = {"data": "pretrain.data.stage", "pretrain": "pretrain.train_stage", "longctx": "pretrain.train_stage",
-                 "midtrain": "midtrain.stage", "synth": "posttrain.synth", "sft": "posttrain.sft_stage",
-                 "prefs": "posttrain.prefs", "apo": "posttrain.apo_stage", "merge": "merge.stage",
-                 "eval": "eval.stage"}
-
-
-def stage_module(kind: str) -> ModuleType:
-    """The module that runs a stage of this kind (every kind of recipes.loader.KINDS has one)."""
-    return importlib.import_module(STAGE_MODULES[kind])
 
 
 def in_torchrun_rank() -> bool:
@@ -48,13 +32,11 @@ def run_stage(path, overrides=(), resume: str = "refuse") -> int:
                                              f"({', '.join(RESUMING_KINDS)}), not to a {recipe.kind} stage")
     t0 = time.time()
     if recipe.kind in TRL_KINDS and not in_torchrun_rank() and derived(recipe).gpus > 1:
-        from pipeline.launch import launch  # accelerate + DeepSpeed ZeRO-3 (pipeline/accelerate_launch.py)
         rc = launch(path, overrides, resume=resume)
     elif recipe.kind in NANOTRON_KINDS and not in_torchrun_rank():
         if resume != "fresh" and module.up_to_date(recipe):
             print(f"[{recipe.stage}] up to date: skipped", flush=True)
             return 0
-        from pipeline.launch import launch
         rc = launch(path, overrides, resume=resume)
     elif recipe.kind in RESUMING_KINDS:
         module.run(recipe, resume)

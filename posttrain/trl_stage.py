@@ -116,7 +116,7 @@ def packing_efficiency(dataset, max_length: int):
 def save_hf(trainer, tokenizer, out: Path) -> None:
     """A complete HF folder (config, safetensors, tokenizer with the chat template, generation config),
     written next to `out` and renamed into place."""
-    from pretrain.smollm3_config import write_hf_config
+    from smollm3.hf_config import write_hf_config
 
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

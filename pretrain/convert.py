@@ -32,7 +32,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from pretrain.smollm3_config import SmolLM3Config, write_hf_config
+from smollm3.hf_config import SmolLM3Config, write_hf_config
 
 SHARD_FILE = re.compile(r"^model_(?P<suffix>.+?)(?:_pp-rank-\d+-of-\d+_tp-rank-\d+-of-\d+)?\.safetensors$")
 EMBED = "model.token_position_embeddings.pp_block.token_embedding.weight"

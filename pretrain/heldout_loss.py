@@ -83,8 +83,8 @@ def stage_figures(r, hf_dir: Path) -> dict:
     model's trained length, both models); for a long-context stage also heldout_past_previous_length
     {before, after, positions}: the `init_from` model and this one on positions [previous length, sequence length).
     {"heldout": "not measured: ..."} when the data stage wrote no held-out set (non-builtin sources)."""
-    from eval.yarn_view import trained_length
     from rundir import stage_dir
+    from smollm3.hf_config import trained_length
 
     docs = read_heldout(stage_dir(r.run, "data") / "heldout")
     if not docs:

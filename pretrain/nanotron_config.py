@@ -32,9 +32,9 @@ from nanotron.config import (
 )
 from nanotron.parallel.tensor_parallel.nn import TensorParallelLinearMode
 
-from pretrain.smollm3_config import SmolLM3Config
 from recipes.derive import derived
 from recipes.schema import NanotronStage
+from smollm3.hf_config import SmolLM3Config
 
 
 def nanotron_config(r: NanotronStage, *, checkpoints_dir: Path, token_ids: dict, resume_from: Optional[Path] = None,

@@ -2,7 +2,7 @@
 intra-document attention from per-document position ids, tied embeddings, RMSNorm, SiLU-gated MLP.
 
 Usage: ``SmolLM3Trainer("config.yaml").train(dataloader)`` (a nanotron YAML whose ``model.model_config``
-is a :class:`pretrain.smollm3_config.SmolLM3Config`); batches are dicts with ``input_ids``,
+is a :class:`smollm3.hf_config.SmolLM3Config`); batches are dicts with ``input_ids``,
 ``position_ids``, ``input_mask`` ([batch, seq] on the input pipeline rank), ``label_ids`` and
 ``label_mask`` ([batch, seq] on the output pipeline rank), ``TensorPointer`` elsewhere.
 
@@ -49,7 +49,7 @@ from nanotron.trainer import DistributedTrainer, mark_tied_parameters
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pretrain.smollm3_config import SmolLM3Config
+from smollm3.hf_config import SmolLM3Config
 
 try:  # the real kernel only; nanotron_compat's CPU stand-in is marked and ignored here
     import flash_attn as _flash_attn

@@ -119,14 +119,13 @@ def _flash_attention_available(cuda: bool) -> bool:
 
 
 def token_ids(r: NanotronStage) -> tuple[dict, Optional[str]]:
-    """bos / eos / pad ids (the recipe's, else the tokenizer folder's) and a local tokenizer path."""
-    from pretrain.data.tokenizer import tokenizer_dir
+    """bos / eos / pad ids (the recipe's, else the tokenizer's) and a local tokenizer path (a Hub tokenizer's:
+    its folder in the Hub cache), which the stage's hf/ folder ships."""
+    from pretrain.data.tokenizer import hub_folder, tokenizer_dir
 
     tok = r.tokenizer
     ids = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id}
-    if tok.kind == "hub":
-        return ids, None
-    local = tokenizer_dir(r)
+    local = hub_folder(r) if tok.kind == "hub" else tokenizer_dir(r)
     if not (local / "tokenizer.json").is_file() and not local.is_file():
         raise RecipeError(display(local), "tokenizer.name_or_path", "no tokenizer here: run `make data` first")
     from transformers import AutoTokenizer
@@ -185,7 +184,7 @@ def check_init(r: NanotronStage) -> Path:
     """The HF folder of `init.from` (a Hub id is downloaded: cluster runs), checked against the recipe's model."""
     import json
 
-    from pretrain.smollm3_config import SmolLM3Config
+    from smollm3.hf_config import SmolLM3Config
 
     folder = Path(r.init.from_)
     if not folder.exists():

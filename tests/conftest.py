@@ -123,3 +123,16 @@ def _grad_mode_restored():
     torch = sys.modules.get("torch")
     if torch is not None and not torch.is_grad_enabled():
         torch.set_grad_enabled(True)
+
+
+def hub_cache(cache: Path, repo_id: str, source: Path, commit: str, refs=("main",)) -> Path:
+    """`source`'s files as revision `commit` of model repo `repo_id` in a Hugging Face Hub cache at `cache`
+    (models--owner--name/snapshots/<commit>/, refs/<ref> -> commit), for HF_HUB_OFFLINE=1 runs with
+    HF_HUB_CACHE=cache. Returns the snapshot folder."""
+    repo_dir = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+    for ref in refs:
+        (repo_dir / "refs" / ref).write_text(commit)
+    snapshot = repo_dir / "snapshots" / commit
+    shutil.copytree(source, snapshot, dirs_exist_ok=True)
+    return snapshot

@@ -38,9 +38,9 @@ from nanotron.config import (  # noqa: E402
     TokensArgs,
 )
 
-from pretrain.smollm3_config import SmolLM3Config  # noqa: E402
 from pretrain.smollm3_nanotron import SmolLM3Trainer  # noqa: E402
 from pretrain.synthetic_batches import synthetic_batches  # noqa: E402
+from smollm3.hf_config import SmolLM3Config  # noqa: E402
 
 SEQ = 32
 VOCAB = 256

@@ -103,7 +103,7 @@ def test_a_yarn_view_shares_the_weights_and_stretches_rope(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from eval.yarn_view import trained_length, yarn_view
+    from smollm3.hf_config import trained_length, yarn_view
     from tests.eval_fixtures import make_tiny_model
 
     base = make_tiny_model(tmp_path / "base")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import hub_cache
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -118,12 +119,8 @@ def test_trajectory_end_to_end(tmp_path):
 
     # The same revisions in a Hub cache (models--owner--name/refs/<revision> -> snapshots/<commit>/), offline.
     cache = tmp_path / "hub"
-    repo_dir = cache / "models--HuggingFaceTB--SmolLM3-3B-checkpoints"
     for i, rev in enumerate(("stage1-step-1", "stage2-step-4")):
-        commit = f"{i + 1:040x}"
-        (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
-        (repo_dir / "refs" / rev).write_text(commit)
-        shutil.copytree(released / rev, repo_dir / "snapshots" / commit)
+        hub_cache(cache, "HuggingFaceTB/SmolLM3-3B-checkpoints", released / rev, f"{i + 1:040x}", refs=(rev,))
     proc = _cli(run, "--suite", "mc", "--max-samples", "8", "--out", out, env={"HF_HUB_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     hub = json.loads((out / "trajectory.json").read_text())

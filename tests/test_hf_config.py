@@ -1,6 +1,6 @@
 """Hugging Face folders any reader understands: config.json carries transformers 5's `rope_parameters` and, with
 the same values, transformers 4.x's top-level `rope_theta` / `rope_scaling` (what vLLM on a cluster with
-transformers 4.x reads), for a converted folder, a `--yarn-factor 2` export and a YaRN view (eval/yarn_view.py).
+transformers 4.x reads), for a converted folder, a `--yarn-factor 2` export and a YaRN view (smollm3/hf_config.py).
 transformers 5 loads every such folder exactly as it loads the folder without the 4.x keys."""
 
 import json
@@ -9,9 +9,8 @@ import shutil
 import pytest
 import torch
 
-from eval.yarn_view import yarn_view
 from pretrain import convert
-from pretrain.smollm3_config import SmolLM3Config, write_hf_config
+from smollm3.hf_config import SmolLM3Config, write_hf_config, yarn_view
 
 THETA, TRAINED = 50000.0, 32  # a theta that is not SmolLM3's default (2e6 in transformers 4.x and 5)
 # transformers 4.x SmolLM3Config(rope_theta=2000000.0, rope_scaling=None, ...) (v4.53.0,

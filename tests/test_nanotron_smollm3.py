@@ -20,8 +20,8 @@ import torch
 from safetensors import safe_open
 
 from pretrain import convert
-from pretrain.smollm3_config import SmolLM3Config
 from pretrain.smollm3_nanotron import EMBEDDING_NAME, build_optimizer, build_smollm3
+from smollm3.hf_config import SmolLM3Config
 
 STEPS = 10  # reference, dp=2 and tp=2 (all-reduce); the other layouts run 2 steps
 LR = 1e-2

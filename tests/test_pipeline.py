@@ -1,5 +1,5 @@
 """The runner: every stage kind the recipes describe has a stage module."""
-from pipeline.stages import stage_module
+from pipeline.kinds import stage_module
 
 
 def test_every_kind_has_a_stage_module():

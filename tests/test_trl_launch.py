@@ -8,7 +8,7 @@ MID = REPO / "recipes/smollm3-3b/midtrain.yaml"
 
 def test_the_accelerate_config_is_the_authors_zero3_for_8_nodes():
     """alignment-handbook recipes/accelerate_configs/zero3.yaml (bf16, zero3_init_flag), 8 nodes x 8 GPUs."""
-    from pipeline.accelerate_launch import accelerate_config
+    from pipeline.launch import accelerate_config
     from recipes.loader import load_stage
 
     c = accelerate_config(load_stage(MID))
@@ -32,7 +32,7 @@ def test_slurm_dry_run_prints_the_accelerate_and_sbatch_launch(tmp_path):
 def test_accelerate_parses_the_launch_arguments(tmp_path):
     from accelerate.commands.launch import launch_command_parser
 
-    from pipeline.accelerate_launch import accelerate_args
+    from pipeline.launch import accelerate_args
 
     args = launch_command_parser().parse_args(
         ["--num_machines", "8", "--num_processes", "64", "--machine_rank", "3",

@@ -47,6 +47,27 @@ def datatrove_name(recipe) -> str:
     return str((p if p.is_file() else p / "tokenizer.json").resolve())
 
 
+HUB_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                       "tokenizer.model", "vocab.json", "merges.txt", "chat_template.jinja"]
+
+
+def hub_folder(recipe) -> Path:
+    """The local folder of a Hub tokenizer at the recipe's revision: its tokenizer files fetched into the Hub
+    cache (read from it alone under HF_HUB_OFFLINE=1). What the stage's hf/ folder ships, so that the stages
+    after it load the tokenizer from there."""
+    from huggingface_hub import constants, snapshot_download
+
+    t = recipe.tokenizer
+    try:
+        # offline, say so: huggingface_hub 1.x otherwise asks the Hub for a commit's file list (its tree cache)
+        return Path(snapshot_download(t.name_or_path, revision=t.revision, allow_patterns=HUB_TOKENIZER_FILES,
+                                      local_files_only=constants.HF_HUB_OFFLINE))
+    except (OSError, ValueError) as e:  # not cached offline, unknown repository or revision, no network
+        raise RecipeError(recipe.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path",
+                          f"cannot get the Hub tokenizer {t.name_or_path} at revision {t.revision or 'main'} "
+                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+
 def eos_token(recipe) -> str:
     """The end-of-document token: tokenizer_config.json's eos_token for a folder, Llama 3's for the Hub."""
     if recipe.tokenizer.kind == "hub":

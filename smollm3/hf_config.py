@@ -1,4 +1,7 @@
-"""SmolLM3 model configuration for nanotron 0.4, with the mapping to/from transformers' SmolLM3Config.
+"""SmolLM3 model configuration for nanotron 0.4, with the mapping to/from transformers' SmolLM3Config, and the
+one home of the HF config's RoPE and length settings: `rope_of` reads them (4.x and 5.x layouts),
+`write_hf_config` writes config.json, `yarn_rope` maps a YaRN factor, `trained_length` and `yarn_view` (a YaRN
+view of a model folder, below) build on them.
 
 Usage (inside a nanotron YAML, section ``model.model_config``): the fields below, HF-style names.
 ``is_smollm3_config`` (and ``no_rope_layer_interval``, ``rope_theta``, ``use_doc_masking``) are keys
@@ -9,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -228,3 +233,37 @@ class SmolLM3Config:
 
 def _first(value):
     return value[0] if isinstance(value, (list, tuple)) else value
+
+
+# ------------------------------------------------------------------ trained length and YaRN views
+# A YaRN view of a Hugging Face model folder: the same weights (symlinked), a config whose RoPE YaRN stretches
+# beyond the length the model was trained at, as the SmolLM3 model card runs 128k (factor 2 over the trained
+# 65,536). transformers reads YaRN from the config alone, so no weight is copied; the eval stage scores its
+# `yarn_lengths` on such a view. Usage: from smollm3.hf_config import yarn_view; yarn_view(hf_dir, 2.0, out_dir)
+def trained_length(model_dir) -> int:
+    """The length a model folder was trained at (before any YaRN stretch)."""
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    rope = rope_of(cfg)
+    return int(rope.get("original_max_position_embeddings") or cfg["max_position_embeddings"])
+
+
+def yarn_view(model_dir, factor: float, out_dir) -> Path:
+    """Write `out_dir`: every file of `model_dir` symlinked, config.json rewritten with YaRN `factor`.
+    A model already YaRN-scaled is refused (ValueError): stretch the trained model instead."""
+    model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir)
+    cfg = json.loads((model_dir / "config.json").read_text())
+    rope = rope_of(cfg)
+    if rope["rope_type"] != "default" or cfg.get("rope_scaling"):
+        raise ValueError(f"{model_dir} already scales its RoPE ({cfg.get('rope_scaling') or rope})")
+    stretched, positions = yarn_rope(rope["rope_theta"], factor, cfg["max_position_embeddings"])
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in model_dir.iterdir():
+        if f.name != "config.json":
+            os.symlink(f, tmp / f.name)
+    write_hf_config(tmp, {"rope_parameters": stretched, "max_position_embeddings": positions},
+                    source=model_dir / "config.json")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir
