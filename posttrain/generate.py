@@ -51,6 +51,12 @@ def render(tok, messages: list[dict], kwargs: Optional[dict]) -> str:
     return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kw)
 
 
+def prompt_token_ids(tok, prompts: list[str]) -> list[list[int]]:
+    """The rendered prompts' token ids, as both backends feed them: the chat template already wrote every special
+    token, so none is added (a tokenizer that adds BOS would otherwise give vLLM a second one)."""
+    return tok(prompts, add_special_tokens=False)["input_ids"]
+
+
 def _answer(tok, ids) -> str:
     """The generated tokens up to (not including) the first eos or pad token, decoded."""
     ids = [int(t) for t in ids]  # ints: a tensor element is never `in` a set of ints
@@ -63,7 +69,7 @@ def transformers_batch(lm, tok, prompts: list[str], sampling: Sampling, step: in
     """Answers of one batch; sampling is seeded with `seed + step` (the batch's index in the whole list)."""
     import torch
 
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
+    enc = tok.pad({"input_ids": prompt_token_ids(tok, prompts)}, return_tensors="pt").to(lm.device)
     torch.manual_seed(sampling.seed + step)
     sample = sampling.temperature > 0
     with torch.no_grad():
@@ -92,7 +98,8 @@ def generate_batches(model: str, conversations: list[list[dict]], kwargs: list[O
             tok.chat_template = template
         params = SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p,
                                 max_tokens=sampling.max_new_tokens, seed=sampling.seed)
-        batch_fn = lambda prompts, step: [o.outputs[0].text for o in llm.generate(prompts, params)]  # noqa: E731
+        batch_fn = lambda prompts, step: [o.outputs[0].text for o in llm.generate(  # noqa: E731
+            [{"prompt_token_ids": ids} for ids in prompt_token_ids(tok, prompts)], params)]
     else:
         lm, tok = load(model, revision, template)
         batch_fn = lambda prompts, step: transformers_batch(lm, tok, prompts, sampling, step)  # noqa: E731
