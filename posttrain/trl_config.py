@@ -6,7 +6,8 @@ without CUDA the stage runs in fp32 on the CPU (`use_cpu`); values that need a G
 than dropped: `bf16` and `use_liger_kernel` (TRL 1.16 still applies Liger's kernels to the model but forces
 its fused cross-entropy off: the loss is computed by transformers).
 
-Usage: trl_kwargs(recipe, cuda=False, output_dir=...) -> dict; trl_config(recipe, ...) -> SFTConfig / DPOConfig
+Usage: trl_kwargs(recipe, cuda=False, output_dir=...) -> dict; trl_config(recipe, ...) -> SFTConfig / DPOConfig;
+       model_kwargs(recipe, cuda=False) -> from_pretrained's dtype and attn_implementation
 """
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ FIELDS = {
     "save_total_limit": "save_total_limit",
     "seed": "seed",
     "report_to": "report_to",  # [] -> "none"; TensorBoard logs go to <stage>/tensorboard (TENSORBOARD_LOGGING_DIR)
+    "ddp_timeout": "ddp_timeout",
+    "dataset_num_proc": "dataset_num_proc",
+    "average_tokens_across_devices": "average_tokens_across_devices",
+    # gradient_checkpointing_kwargs={"use_reentrant": ...}, under transformers 5's name for it
+    "gradient_checkpointing_use_reentrant": "activation_checkpointing_kwargs",
 }
 SFT_FIELDS = {"packing": "packing", "packing_strategy": "packing_strategy", "padding_free": "padding_free",
               "assistant_only_loss": "assistant_only_loss", "eos_token": "eos_token"}
@@ -48,7 +54,12 @@ def trl_kwargs(r, *, cuda: bool, output_dir: str) -> dict:
     if missing:
         raise RecipeError(r.file_of("report_to"), "report_to", f"{', '.join(missing)} is not installed (pip install "
                           f"{' '.join(missing)}): install it or remove it from report_to (got {r.report_to})")
+    if r.gradient_checkpointing_use_reentrant is not None and not r.gradient_checkpointing:
+        raise RecipeError(r.file_of("gradient_checkpointing_use_reentrant"), "gradient_checkpointing_use_reentrant",
+                          "applies with gradient_checkpointing: true only: set null")
     kw = {trl: getattr(r, field) for field, trl in table.items() if getattr(r, field) is not None}
+    if "activation_checkpointing_kwargs" in kw:
+        kw["activation_checkpointing_kwargs"] = {"use_reentrant": kw["activation_checkpointing_kwargs"]}
     # every step's loss goes to losses.jsonl; progress is printed by trl_stage
     kw.update(gradient_accumulation_steps=derived(r).grad_accum, output_dir=output_dir,
               max_steps=r.max_steps if r.max_steps is not None else -1, use_cpu=not cuda,
@@ -61,6 +72,23 @@ def trl_kwargs(r, *, cuda: bool, output_dir: str) -> dict:
     if r.save_steps is not None:
         kw["save_steps"] = r.save_steps
     return kw
+
+
+def model_kwargs(r, *, cuda: bool) -> dict:
+    """from_pretrained's dtype and attention for the stage's model: the recipe's `model.dtype` and
+    `model.attn_implementation` (the authors: bfloat16, flash_attention_2), refused where they cannot run."""
+    import importlib.util
+
+    import torch
+
+    attn = r.model.attn_implementation
+    if attn == "llama3_ring_attention":
+        raise RecipeError(r.file_of("model.attn_implementation"), "model.attn_implementation", "llama3_ring_attention "
+                          "is nanotron's (the long-context stages): a TRL stage takes flash_attention_2 or sdpa")
+    if attn == "flash_attention_2" and not (cuda and importlib.util.find_spec("flash_attn")):
+        raise RecipeError(r.file_of("model.attn_implementation"), "model.attn_implementation", "flash_attention_2 "
+                          "needs a CUDA GPU and the flash-attn package: set sdpa on this machine")
+    return {"dtype": getattr(torch, r.model.dtype), "attn_implementation": attn}
 
 
 def trl_config(r, *, cuda: bool, output_dir: str):

@@ -175,7 +175,7 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
     import torch
 
     from posttrain.mixture import mixture
-    from posttrain.trl_config import trl_config
+    from posttrain.trl_config import model_kwargs, trl_config
     from rundir import StageRun, trim_step_log
 
     cuda = torch.cuda.is_available()
@@ -183,6 +183,7 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
     model_dir, revision, recorded = input_model(r)  # everything that can be refused is checked before any write
     tokenizer = stage_tokenizer(r, model_dir, revision)
     config = trl_config(r, cuda=cuda, output_dir=str(sdir / "checkpoints"))
+    load_kwargs = model_kwargs(r, cuda=cuda)
     from posttrain.mixture import stage_inputs
 
     inputs = ([recorded] if recorded is not None else []) + stage_inputs(r)
@@ -198,8 +199,7 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
                              continued_from=continued, init_model=model_dir, init_revision=revision)
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(model_dir, revision=revision,
-                                                     dtype=torch.bfloat16 if r.bf16 else torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, revision=revision, **load_kwargs)
         train, heldout = held_out(r, mixture(r))
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(sdir / "tensorboard")  # read by transformers' callback
         trainer = build_trainer(model, tokenizer, train, heldout, config, callbacks(r, sdir, inputs))

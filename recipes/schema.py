@@ -357,6 +357,11 @@ class TrlStage(Common):
     save_steps: Optional[PosFloat] = None
     save_total_limit: Optional[Pos] = None
     report_to: list[Literal["tensorboard", "wandb"]] = []  # transformers' integrations; losses.jsonl always
+    # TrainingArguments the authors set (alignment-handbook recipes/smollm3); None: transformers' default
+    ddp_timeout: Optional[Pos] = None  # seconds before a collective times out (transformers: 1800)
+    dataset_num_proc: Optional[Pos] = None  # processes that tokenize and pack the datasets (None: one)
+    gradient_checkpointing_use_reentrant: Optional[bool] = None  # gradient_checkpointing_kwargs.use_reentrant
+    average_tokens_across_devices: Optional[bool] = None  # the loss normalised by the tokens of all ranks
     resources: Resources
 
     @model_validator(mode="after")

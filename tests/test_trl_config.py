@@ -129,3 +129,86 @@ def test_the_sft_mixture_keeps_each_splits_fraction_and_applies_its_mode_and_the
     assert modes == [{False}, {False}, {True}]
     with pytest.raises(RecipeError, match="template_date: unknown key"):
         load_stage(REPO / "recipes/tiny/sft.yaml", ["template_date='01 July 2025'"])
+
+
+UPSTREAM = REPO / "tests/upstream/alignment-handbook"  # huggingface/alignment-handbook @925acdf, recipes/smollm3/
+# The authors' keys this repository sets elsewhere or not at all, each with its reason; every other key of their
+# three YAMLs must reach TRL with their value.
+NOT_TRL_ARGS = {
+    "model_name_or_path": "init_from / init.from (the pipeline's previous stage, or the same Hub id by override)",
+    "model_revision": "init.revision",
+    "torch_dtype": "model.dtype -> from_pretrained (model_kwargs, checked below)",
+    "attn_implementation": "model.attn_implementation -> from_pretrained (model_kwargs, checked below)",
+    "trust_remote_code": "transformers has SmolLM3 itself: no remote code is run",
+    "dataset_mixture": "datasets (posttrain/mixture.py, tests/test_trl_config.py mixture tests)",
+    "chat_template": "chat_template: smollm3, rendered from the recipe (tests/test_chat_template.py)",
+    "output_dir": "runs/<run>/<stage>/checkpoints",
+    "run_name": "the recipe's run name",
+    "hub_model_id": "no Hub push from the pipeline", "hub_strategy": "no Hub push", "push_to_hub": "no Hub push",
+    "do_eval": "the stage scores its held-out slice itself before and after training",
+    "eval_strategy": "the same", "per_device_eval_batch_size": "the same",
+    "log_level": "the stage prints its own progress", "logging_strategy": "logging_steps 1: every step's loss",
+    "overwrite_output_dir": "removed in transformers 5; a stage resumes or refuses (rundir.resume)",
+    "report_to": "wandb there; report_to here (tensorboard by default, wandb accepted)",
+    "gradient_accumulation_steps": "derived from global_batch_size (compared below)",
+    "warmup_ratio": "warmup_steps (transformers 5 takes the ratio there)",
+    "gradient_checkpointing": "activation_checkpointing (transformers 5 name)",
+    "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs (transformers 5 name)",
+    "packing_strategy": "ffd in TRL 0.19 is bfd since TRL 0.20",
+    "padding_free": "APO: TRL 1.16's DPOTrainer ignores it and pads (recipes/smollm3-3b/apo.yaml)",
+    "save_total_limit": "APO: null, to keep every checkpoint the merge averages (recipes/smollm3-3b/apo.yaml)",
+}
+RENAMED = {"warmup_ratio": "warmup_steps", "gradient_checkpointing": "activation_checkpointing",
+           "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs"}
+
+
+@pytest.mark.parametrize("stage, upstream", [("midtrain", "mid.yaml"), ("sft", "sft.yaml"), ("apo", "apo.yaml")])
+def test_every_trl_argument_of_the_authors_yaml_reaches_trl(stage, upstream):
+    """The TRL arguments built from recipes/smollm3-3b equal the authors' alignment-handbook YAML key by key."""
+    import torch
+    import yaml
+
+    from posttrain.trl_config import model_kwargs, trl_kwargs
+
+    theirs = yaml.safe_load((UPSTREAM / upstream).read_text())
+    r = load_stage(REPO / f"recipes/smollm3-3b/{stage}.yaml")
+    ours = trl_kwargs(r, cuda=True, output_dir="out")
+    checked = []
+    for key, value in theirs.items():
+        if key in RENAMED:
+            assert ours[RENAMED[key]] == value, key
+        elif key == "packing_strategy":
+            assert (value, ours[key]) == ("ffd", "bfd")
+        elif key == "padding_free" and stage == "apo":
+            assert value is True and "padding_free" not in ours or ours["padding_free"] is False
+        elif key == "save_total_limit" and stage == "apo":
+            assert value == 1 and "save_total_limit" not in ours
+        elif key == "gradient_accumulation_steps":
+            assert ours[key] == value
+        elif key == "max_steps":
+            assert value == ours[key] == -1
+        elif key in NOT_TRL_ARGS:
+            continue
+        else:
+            assert key in ours and ours[key] == value, (key, value, ours.get(key))
+        checked.append(key)
+    assert len(checked) >= 20, checked
+    assert theirs["torch_dtype"] == "bfloat16" and theirs["attn_implementation"] == "flash_attention_2"
+    assert r.model.dtype == "bfloat16" and r.model.attn_implementation == "flash_attention_2"
+    from trl import DPOConfig, SFTConfig
+
+    fields = set((DPOConfig if stage == "apo" else SFTConfig).__dataclass_fields__)
+    assert set(ours) <= fields, set(ours) - fields  # every argument is one TRL 1.16 takes
+    with pytest.raises(RecipeError, match="model.attn_implementation: flash_attention_2 needs a CUDA GPU"):
+        model_kwargs(r, cuda=False)
+    tiny = model_kwargs(load_stage(REPO / f"recipes/tiny/{stage}.yaml"), cuda=False)
+    assert tiny == {"dtype": torch.float32, "attn_implementation": "sdpa"}
+
+
+def test_use_reentrant_without_gradient_checkpointing_is_refused():
+    from posttrain.trl_config import trl_kwargs
+
+    # the tiny recipe does not checkpoint activations
+    r = load_stage(REPO / "recipes/tiny/sft.yaml", ["gradient_checkpointing_use_reentrant=true"])
+    with pytest.raises(RecipeError, match="gradient_checkpointing_use_reentrant: applies with gradient_checkpointing"):
+        trl_kwargs(r, cuda=False, output_dir="out")
