@@ -17,20 +17,16 @@ N_PASSKEY = 8
 
 
 def passkey(model, tokenizer, context_length: int) -> dict:
-    import torch
-
     from eval.offline_data import passkey_items
+    from smollm3.scoring import token_logprobs
 
     logps, exact = [], 0
     for item in passkey_items(context_length, N_PASSKEY, tokenizer):
         prompt = tokenizer(item["prompt"], add_special_tokens=False)["input_ids"]
         answer = tokenizer(" " + item["passkey"], add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([prompt + answer], device=model.device)
-        with torch.no_grad():
-            logp = model(input_ids=ids).logits[0, len(prompt) - 1:-1].float().log_softmax(-1)
-        target = torch.tensor(answer, device=model.device)
-        logps.append(float(logp[torch.arange(len(answer)), target].sum()))
-        exact += bool((logp.argmax(-1) == target).all())
+        logp, greedy = token_logprobs(model, prompt + answer, len(prompt))
+        logps.append(float(logp.sum()))
+        exact += greedy.tolist() == answer
     return {"passkey_logprob": sum(logps) / len(logps), "passkey_exact": exact / N_PASSKEY,
             "passkey_length": context_length}
 

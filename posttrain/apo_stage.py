@@ -30,17 +30,14 @@ def answer_logprob(model, tokenizer, prompt: list[dict], answer: list[dict], kwa
     """(log p(answer | prompt) summed over the answer's tokens, how many tokens), rendered by the tokenizer's
     chat template in the pair's mode; the answer starts where the prompt alone and prompt + answer diverge
     (as TRL does)."""
-    import torch
+    from smollm3.scoring import token_logprobs
 
     head = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, **kwargs)
     full = tokenizer.apply_chat_template(prompt + answer, tokenize=True, **kwargs)
     head, full = list(getattr(head, "input_ids", head)), list(getattr(full, "input_ids", full))
     start = next((i for i, (a, b) in enumerate(zip(head, full)) if a != b), min(len(head), len(full)))
-    ids = torch.tensor([full], device=model.device)
-    with torch.no_grad():
-        logp = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
-    targets = ids[0, 1:]
-    return float(logp[torch.arange(start - 1, len(full) - 1), targets[start - 1:]].sum()), len(full) - start
+    logp, _ = token_logprobs(model, full, start)
+    return float(logp.sum()), len(full) - start
 
 
 def preference_accuracy(model, tokenizer, heldout) -> dict:

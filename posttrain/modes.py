@@ -32,12 +32,11 @@ def held_out_prompts(heldout, n: int = N_PROMPTS) -> list[list[dict]]:
 
 def think_logprob(model, tokenizer, text: str) -> float:
     """log p(`<think>` is the first answer token | the rendered prompt)."""
-    import torch
+    from smollm3.scoring import token_logprobs
 
-    think = tokenizer.convert_tokens_to_ids("<think>")
-    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
-    with torch.no_grad():
-        return float(model(input_ids=ids).logits[0, -1].float().log_softmax(-1)[think])
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    logp, _ = token_logprobs(model, ids + [tokenizer.convert_tokens_to_ids("<think>")], len(ids))
+    return float(logp[0])
 
 
 def probe_conversations(n: int = N_PROMPTS) -> dict:

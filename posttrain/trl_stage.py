@@ -27,7 +27,7 @@ from pathlib import Path
 
 from recipes.loader import RecipeError, display
 from rundir import completed_stage, is_hf_folder, set_aside, stage_dir
-from rundir.checkpoints import intact_checkpoints, mark_complete
+from rundir.checkpoints import intact_checkpoints, latest_intact, mark_complete
 from rundir.resume import check_checkpoint, input_manifests, training_sha256
 
 HELD_OUT = (0.005, 1000)  # a carved-off held-out slice: this fraction of the mixture, at most this many
@@ -87,12 +87,12 @@ def stage_tokenizer(r, model_dir: str, revision):
 def resume_point(r, ckpt_dir: Path, mode: str, inputs):
     """(checkpoint to resume or None, continued_from or None): the latest intact checkpoint, under the rule
     of rundir.resume.check_checkpoint (same training recipe and inputs, else refuse unless --continue)."""
-    intact, damaged = intact_checkpoints(ckpt_dir)
+    latest, damaged = latest_intact(ckpt_dir)  # verifies newest first, up to the one resumed
     for p, why in damaged:
         print(f"[{r.stage}] warning: checkpoint {display(p)} is damaged ({why}): not resumed", flush=True)
-    if not intact:
+    if latest is None:
         return None, None
-    return intact[-1], check_checkpoint(r, intact[-1], ckpt_dir.parent, mode, inputs)
+    return latest, check_checkpoint(r, latest, ckpt_dir.parent, mode, inputs)
 
 
 def held_out(r, train):

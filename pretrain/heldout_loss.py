@@ -5,8 +5,8 @@ Two figures, recorded in the manifest of every nanotron stage by pretrain/train_
   per category   mean next-token loss on the first `length` tokens of each held-out document of the category
   past a length  mean next-token loss on positions [start, end) of the held-out documents at least `end` tokens
                  long (the long-context stages: positions the previous model was never trained on)
-Means are per token. The logits are computed over the scored positions only, in chunks, so a long window does
-not hold a (positions x vocabulary) tensor at once. Project code: transformers has no held-out scorer.
+Means are per token, scored by smollm3.scoring (in chunks: a long window never holds a positions x vocabulary
+tensor). Project code: transformers has no held-out scorer.
 
 Usage (what finish does):  HeldoutScorer(hf_dir).categories(docs, length=256); .past(docs, 256, 512)
 """
@@ -18,8 +18,8 @@ from typing import Optional
 import torch
 
 from pretrain.data.heldout import read_heldout
+from smollm3.scoring import token_logprobs
 
-CHUNK = 2048  # positions per lm_head call
 TAIL_DOCS = 8  # long documents scored past a length
 
 
@@ -36,18 +36,10 @@ class HeldoutScorer:
             self._ids[text] = self.tok(text, add_special_tokens=False)["input_ids"]
         return self._ids[text]
 
-    @torch.no_grad()
     def _sum(self, ids: list[int], start: int, end: int) -> tuple[float, int]:
         """Summed loss of predicting tokens start..end-1 (start >= 1) from the tokens before each."""
-        x = torch.tensor([ids[:end]])
-        hidden = self.model.get_decoder()(input_ids=x).last_hidden_state[0]
-        head = self.model.get_output_embeddings()
-        total = 0.0
-        for a in range(start - 1, end - 1, CHUNK):
-            b = min(a + CHUNK, end - 1)
-            logits = head(hidden[a:b]).float()
-            total += float(torch.nn.functional.cross_entropy(logits, x[0, a + 1:b + 1], reduction="sum"))
-        return total, end - start
+        logp, _ = token_logprobs(self.model, ids, start, end)
+        return -float(logp.sum()), end - start
 
     def categories(self, docs: dict[str, list[str]], length: int) -> dict[str, dict]:
         """{category: {loss, documents, tokens}} over the first `length` tokens of every document."""

@@ -21,7 +21,7 @@ from typing import Optional
 from recipes.loader import RecipeError, display
 from recipes.schema import NanotronStage
 from rundir import set_aside, stage_dir
-from rundir.checkpoints import intact_checkpoints, marked_checkpoints
+from rundir.checkpoints import latest_intact, marked_checkpoints
 from rundir.checkpoints import set_aside as set_aside_checkpoint
 from rundir.resume import check_checkpoint
 
@@ -139,17 +139,14 @@ def token_ids(r: NanotronStage) -> tuple[dict, Optional[str]]:
     return ids, str(local)
 
 
-def _checkpoints(ckpt_dir: Path) -> tuple[list[Path], list]:
-    if os.environ.get(VERIFIED_ENV):  # the launcher has checked them (and set damaged ones aside)
-        return marked_checkpoints(ckpt_dir), []
-    return intact_checkpoints(ckpt_dir)
-
-
 def _usable(ckpt_dir: Path, what: str) -> tuple[Optional[Path], list]:
-    """The newest intact checkpoint and the damaged ones newer than it; stops when only damaged ones remain."""
-    intact, damaged = _checkpoints(ckpt_dir)
-    latest = intact[-1] if intact else None
-    newer = [(p, why) for p, why in damaged if latest is None or int(p.name) > int(latest.name)]
+    """The newest intact checkpoint and the damaged ones newer than it (verified newest first, up to the first
+    intact one); stops when only damaged ones remain."""
+    if os.environ.get(VERIFIED_ENV):  # the launcher has checked it (and set damaged ones aside)
+        marked = marked_checkpoints(ckpt_dir)
+        latest, newer = (marked[-1] if marked else None), []
+    else:
+        latest, newer = latest_intact(ckpt_dir)
     if newer and latest is None:
         p, why = newer[-1]
         raise RecipeError(display(p), "", f"damaged checkpoint of {what} ({why}) and no earlier intact one to "

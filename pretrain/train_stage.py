@@ -34,7 +34,7 @@ from pretrain.train_checks import preflight, stage_inputs
 from recipes.derive import derived
 from recipes.schema import NanotronStage
 from rundir import StageRun, stage_dir, trim_step_log
-from rundir.checkpoints import mark_complete, marked_checkpoints, prune
+from rundir.checkpoints import checkpoint_files, checksums, mark_complete, marked_checkpoints, prune
 from rundir.resume import input_manifests, run_sha256, training_sha256
 
 
@@ -72,15 +72,23 @@ class StageTrainer(SmolLM3Trainer):
               f"ETA {(last - self.iteration_step) / rate:.0f}s", flush=True)
 
     def post_save_checkpoint(self):
-        """Once every rank has written the checkpoint, rank 0 marks it COMPLETE (with checksums and the hashes
-        of the recipe that trained it) and applies checkpoints.keep_last."""
-        dist.barrier(self.parallel_context.world_pg)
-        if dist.get_rank(self.parallel_context.world_pg) == 0:
-            path = Path(self.config.checkpoints.checkpoints_path) / str(self.iteration_step)
-            mark_complete(path, step=self.iteration_step, consumed_train_samples=self.consumed_train_samples,
-                          **self.recipe_hashes)
+        """Once every rank has written the checkpoint, every rank checksums its share of the files (rank 0 lists
+        them, once), and rank 0 marks it COMPLETE (with the checksums and the hashes of the recipe that trained
+        it) and applies checkpoints.keep_last."""
+        world = self.parallel_context.world_pg
+        dist.barrier(world)
+        rank, size = dist.get_rank(world), dist.get_world_size(world)
+        path = Path(self.config.checkpoints.checkpoints_path) / str(self.iteration_step)
+        names = [checkpoint_files(path) if rank == 0 else None]
+        dist.broadcast_object_list(names, src=dist.get_global_rank(world, 0), group=world)
+        shares = [None] * size
+        dist.all_gather_object(shares, checksums(path, names[0][rank::size]), group=world)
+        if rank == 0:
+            files = {name: share[name] for share in shares for name in share}
+            mark_complete(path, files=dict(sorted(files.items())), step=self.iteration_step,
+                          consumed_train_samples=self.consumed_train_samples, **self.recipe_hashes)
             prune(path.parent, self.keep_last)
-        dist.barrier(self.parallel_context.world_pg)
+        dist.barrier(world)
 
     def training_step(self, dataloader):
         outputs, loss_avg = super().training_step(dataloader)

@@ -136,6 +136,21 @@ def memory_gb(m: ModelConfig, *, tp: int, pp: int, dp: int, cp: int, seq: int, m
                 activations_recompute=act_rc / GB, total=(base + act) / GB, total_recompute=(base + act_rc) / GB)
 
 
+# Bytes per parameter of a nanotron checkpoint: the weights in the model dtype, plus the optimizer's fp32 master
+# weights and Adam's two fp32 moments (12 bytes), sharded across ranks but summed on disk.
+OPTIMIZER_BYTES_PER_PARAM = 12
+
+
+def checkpoint_disk(r, params: int, steps: int) -> dict:
+    """A nanotron stage's checkpoints: size of one, how many it writes (every `interval` steps of the stage),
+    how many `keep_last` leaves, and the disk they take (decimal GB)."""
+    each = params * ({"bfloat16": 2, "float32": 4}[r.model.dtype] + OPTIMIZER_BYTES_PER_PARAM) / 1e9
+    written = steps // r.checkpoints.interval
+    kept = written if r.checkpoints.keep_last is None else min(written, r.checkpoints.keep_last)
+    return {"checkpoint_gb": each, "checkpoints_written": written, "checkpoints_kept": kept,
+            "checkpoint_disk_gb": each * kept, "keep_last": r.checkpoints.keep_last}
+
+
 def plan_row(r, *, mfu: float, peak_tflops: Optional[float]) -> dict:
     """One planner row (keys of `python -m recipes plan --json`)."""
     d = derived(r)
@@ -159,7 +174,8 @@ def plan_row(r, *, mfu: float, peak_tflops: Optional[float]) -> dict:
                    gpu_hours=flops / (peak * 1e12 * mfu) / 3600,
                    memory_gb_per_gpu=mem["total_recompute" if p.recompute_layer else "total"], memory=mem,
                    first_step=d.first_step, last_step=d.last_step,
-                   decay_start_step=d.decay_start_step, decay_steps=d.decay_steps)
+                   decay_start_step=d.decay_start_step, decay_steps=d.decay_steps,
+                   checkpoints=checkpoint_disk(r, d.params, d.steps))
     elif isinstance(r, TrlStage):
         mem = memory_gb(r.model, tp=1, pp=1, dp=d.gpus, cp=1, seq=r.max_length,
                         mbs=r.per_device_train_batch_size, grad_accum=d.grad_accum, zero_stage=1,

@@ -42,6 +42,14 @@ def format_plan(rows: list[dict], *, mfu: float, peak: float, gpu: str) -> str:
         if r.get("fits_gpu_memory") is False:
             lines.append(f"! {r['stage']}: the estimate, {r['memory_gb_per_gpu']:.1f} GiB per GPU, exceeds "
                          f"cluster.gpu_memory_gb ({r['gpu_memory_gb']:g})")
+    disk = [(r["stage"], r["checkpoints"]) for r in rows if r.get("checkpoints")]
+    if disk:
+        lines.append("Checkpoints on disk (weights in the model dtype + fp32 master weights and Adam moments):")
+        for stage, c in disk:
+            keep = "every one kept" if c["keep_last"] is None else f"keep_last {c['keep_last']}"
+            lines.append(f"  {stage:<16} {c['checkpoints_written']:,} written x {c['checkpoint_gb']:,.1f} GB, {keep}: "
+                         f"{c['checkpoints_kept']:,} on disk = {c['checkpoint_disk_gb'] / 1000:,.2f} TB")
+        lines.append(f"  all stages       {sum(c['checkpoint_disk_gb'] for _, c in disk) / 1000:,.2f} TB")
     lines.append("Memory per GPU (GiB): weights + grads + optimizer + activations [with recompute]:")
     for r in rows:
         m = r.get("memory")

@@ -8,6 +8,7 @@ longer match their checksums is damaged. Both are passed over in favour of the p
 Usage:
     mark_complete(ckpt_dir / "120", step=120, training_sha256=...)   # rank 0, after a barrier
     intact, damaged = intact_checkpoints(ckpt_dir)                    # oldest first
+    latest, damaged_newer = latest_intact(ckpt_dir)                   # what a resume verifies
 """
 from __future__ import annotations
 
@@ -36,16 +37,25 @@ def file_checksum(f: Path) -> str:
     return h.hexdigest()
 
 
-def checksums(path: Path) -> dict:
-    """{relative file name: [size, xxh64]} of every file of a checkpoint folder but the marker."""
-    return {str(f.relative_to(path)): [f.stat().st_size, file_checksum(f)] for f in _files(path)}
+def checkpoint_files(path: Path) -> list[str]:
+    """The relative names of a checkpoint folder's files but the marker, sorted."""
+    return [str(f.relative_to(path)) for f in _files(Path(path))]
 
 
-def mark_complete(path: Path, **info) -> None:
-    """Write the COMPLETE marker (atomically) with the checksums of the folder's files and `info`."""
+def checksums(path: Path, names: Optional[list[str]] = None) -> dict:
+    """{relative file name: [size, xxh64]} of the folder's files (or of `names`, a share of them: the ranks of
+    a job each hash theirs)."""
+    path = Path(path)
+    names = checkpoint_files(path) if names is None else names
+    return {n: [(path / n).stat().st_size, file_checksum(path / n)] for n in names}
+
+
+def mark_complete(path: Path, files: Optional[dict] = None, **info) -> None:
+    """Write the COMPLETE marker (atomically) with `info` and the checksums of the folder's files (`files`: as
+    `checksums` gives them, computed by the ranks; None: computed here)."""
     path = Path(path)
     tmp = path / f".{COMPLETE}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps({**info, "files": checksums(path)}, indent=1) + "\n")
+    tmp.write_text(json.dumps({**info, "files": checksums(path) if files is None else files}, indent=1) + "\n")
     os.replace(tmp, path / COMPLETE)
 
 
@@ -100,6 +110,19 @@ def intact_checkpoints(ckpt_dir: Path) -> tuple[list[Path], list[tuple[Path, str
         why = damage(p)
         (damaged.append((p, why)) if why else intact.append(p))
     return intact, damaged
+
+
+def latest_intact(ckpt_dir: Path) -> tuple[Optional[Path], list[tuple[Path, str]]]:
+    """(the newest marked checkpoint whose files match their checksums or None, [(damaged checkpoint newer than
+    it, why)] oldest first). Verifies newest first and stops at the first intact one: a resume reads the
+    checkpoint it resumes, not every one kept."""
+    damaged = []
+    for p in reversed(marked_checkpoints(ckpt_dir)):
+        why = damage(p)
+        if why is None:
+            return p, damaged[::-1]
+        damaged.append((p, why))
+    return None, damaged[::-1]
 
 
 def set_aside(path: Path, reason: str) -> Path:

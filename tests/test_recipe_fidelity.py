@@ -69,6 +69,19 @@ def test_parameter_count(plan):
     assert abs(plan["pretrain-stage1"]["params"] * 2 - 6_150_235_008) / 6_150_235_008 < 1e-4
 
 
+def test_make_plan_shows_the_checkpoint_disk_footprint(plan):
+    """smollm3-3b keeps the last 5 checkpoints per nanotron stage: `make plan` says how many each stage writes
+    (every 2,000 steps, the authors' checkpoint_interval) and the disk they take: 6.15 GB of bf16 weights (the
+    release) + 12 bytes per parameter of fp32 master weights and Adam moments each."""
+    each = (6_150_235_008 + 12 * 3.075e9) / 1e9  # ~43 GB
+    s1 = plan["pretrain-stage1"]["checkpoints"]
+    assert s1["checkpoints_written"] == 3_450_000 // 2000 and s1["checkpoints_kept"] == 5 and s1["keep_last"] == 5
+    assert abs(s1["checkpoint_gb"] - each) / each < 1e-3 and abs(s1["checkpoint_disk_gb"] - 5 * each) / each < 5e-3
+    out = run_cli("recipes", "plan", R3B)
+    assert "pretrain-stage1  1,725 written x 43.1 GB, keep_last 5: 5 on disk = 0.22 TB" in out.stdout, out.stdout
+    assert "all stages       1.08 TB" in out.stdout  # 5 nanotron stages x 5 kept x 43.1 GB
+
+
 def test_parameter_count_matches_transformers(stages):
     """The planner's formula agrees with transformers' own SmolLM3ForCausalLM, built on the meta device."""
     m = stages["pretrain-stage1"].model
