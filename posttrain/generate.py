@@ -83,16 +83,18 @@ def transformers_batch(lm, tok, prompts: list[str], sampling: Sampling, step: in
 def generate_batches(model: str, conversations: list[list[dict]], kwargs: list[Optional[dict]], sampling: Sampling,
                      batch_size: int, *, backend: str = "transformers", revision: Optional[str] = None,
                      template: Optional[str] = None, label: str = "generate",
-                     positions: Optional[list[int]] = None) -> Iterator[tuple[int, list[str]]]:
+                     positions: Optional[list[int]] = None,
+                     tensor_parallel_size: int = 1) -> Iterator[tuple[int, list[str]]]:
     """Answer every conversation; yields (index of the batch's first conversation, its answers) batch by batch,
     printing progress (conversations/s, ETA), so that a caller can write each batch as it comes.
     `positions`: each conversation's index in the whole list when these are what is left of it (a resumed run):
-    a batch is then seeded as it was in the uninterrupted run, and samples the same answers."""
+    a batch is then seeded as it was in the uninterrupted run, and samples the same answers.
+    `tensor_parallel_size`: GPUs the vLLM engine shards the model over (vLLM only)."""
     t0, n = time.time(), len(conversations)
     if backend == "vllm":
         from vllm import LLM, SamplingParams  # optional backend: requirements-gpu.txt
 
-        llm = LLM(model=model, revision=revision, seed=sampling.seed)
+        llm = LLM(model=model, revision=revision, seed=sampling.seed, tensor_parallel_size=tensor_parallel_size)
         tok = llm.get_tokenizer()
         if template is not None:
             tok.chat_template = template

@@ -148,7 +148,8 @@ def answer_all(r, found, from_stage: bool, todo_all, records_file: Path, label: 
     with open(records_file, "a") as f:
         for start, answers in generate_batches(model, [p for _, p in todo], [kwargs] * len(todo), sampling,
                                                r.batch_size, backend=r.backend, revision=revision, label=label,
-                                               template=template, positions=positions):
+                                               template=template, positions=positions,
+                                               tensor_parallel_size=r.tensor_parallel_size):
             for (pid, p), answer in zip(todo[start:start + len(answers)], answers):
                 rec = {"prompt_id": pid, "messages": p + [{"role": "assistant", "content": answer}],
                        "chat_template_kwargs": kwargs, "mode": r.mode, "model": model, "revision": revision,

@@ -45,8 +45,9 @@ def test_build_outputs_manifest_and_progress(tiny_data):
     assert set(manifest["outputs"]) == {"tokenizer", "heldout", *SOURCES}
     for name in SOURCES:
         folder = data / name
-        assert sorted(p.name for p in folder.iterdir()) == [f"000_{name}.ds", f"000_{name}.ds.index",
-                                                           f"000_{name}.ds.metadata", f"{name}.ds.metadata"]
+        assert sorted(p.name for p in folder.iterdir()) == [  # .checked: the data stage's own full check, cached
+            f"000_{name}.ds", f"000_{name}.ds.checked", f"000_{name}.ds.index", f"000_{name}.ds.metadata",
+            f"{name}.ds.metadata"]
         toks, ends = read_folder(folder)
         m = manifest["metrics"]["sources"][name]
         assert m["tokens"] == len(toks) and m["documents"] == len(ends)

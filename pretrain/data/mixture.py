@@ -29,6 +29,10 @@ A missing folder, a truncated `.ds` file, or an index that does not match its da
 """
 from __future__ import annotations
 
+import json
+import os
+import socket
+import time
 import zlib
 from pathlib import Path
 from typing import Optional, Sequence
@@ -36,19 +40,49 @@ from typing import Optional, Sequence
 import numpy as np
 
 from recipes.loader import RecipeError, display
+from rundir import write_text_atomic
 
 MASK64 = (1 << 64) - 1
 
 
 # ------------------------------------------------------------------------------------ tokenized folder
 FULL_CHECK_MAX_DOCS = 100_000_000  # "auto": above this many documents per file only the O(1) checks run
+CHECKED_SUFFIX = ".checked"  # beside each `.ds`: the full check passed for these sizes and modification times
+CHECK_VERSION = 1
+
+
+def _stamp(f: Path, index: Path, eos_id: Optional[int]) -> dict:
+    """What a full check's result depends on: both files' sizes and modification times, and the eos id."""
+    a, b = f.stat(), index.stat()
+    return {"version": CHECK_VERSION, "ds": [a.st_size, a.st_mtime_ns], "index": [b.st_size, b.st_mtime_ns],
+            "eos_id": eos_id}
+
+
+def _cached(f: Path, stamp: dict) -> bool:
+    try:
+        return json.loads(f.with_name(f.name + CHECKED_SUFFIX).read_text())["stamp"] == stamp
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _record(f: Path, stamp: dict) -> None:
+    """Cache a passed full check beside the data (atomically); a read-only data folder just goes uncached."""
+    try:
+        write_text_atomic(f.with_name(f.name + CHECKED_SUFFIX), json.dumps(
+            {"stamp": stamp, "checked_by": f"{socket.gethostname()}:{os.getpid()}",
+             "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+    except OSError:
+        pass
 
 
 class TokenizedFolder:
     """One source's datatrove output: `*.ds` (flat token ids), `*.ds.index` (uint64 document ends, in
     tokens, per file) and `*.ds.metadata` ("tokenizer|token size", token count). Validated on open:
-    sizes, the last document end against the data and the metadata (always), document ends increasing
-    (check "full", or "auto" for files of up to 100M documents), documents ending with eos (if eos_id)."""
+    sizes, the last document end against the data and the metadata (always, O(1)), document ends increasing
+    and documents ending with eos (if eos_id) (the full check: "full", or "auto" for files of up to 100M
+    documents). A passed full check is cached beside the file (`<file>.ds.checked`, keyed by both files' sizes
+    and modification times and the eos id): the launcher checks each file once, and every rank and every later
+    start reads the cache instead of the data. `checked` / `cached` list the files checked / taken from it."""
 
     def __init__(self, path, eos_id: Optional[int] = None, check: str = "auto"):
         if check not in ("full", "light", "auto"):
@@ -62,6 +96,7 @@ class TokenizedFolder:
             raise RecipeError(display(self.path), "", "missing tokenized source: no .ds files in it "
                                                       "(build it with the data stage: make data)")
         self.files, self.tokens_mm, self.index_mm, self.offsets = [], [], [], [0]
+        self.checked, self.cached = [], []
         self.token_size = None
         for f in files:
             tsize, meta_count = self._metadata(f)
@@ -87,6 +122,10 @@ class TokenizedFolder:
                 raise RecipeError(display(index), "", f"does not match its data: the documents end at token "
                                                       f"{last:,} but {f.name} holds {ntok:,} tokens")
             full = check == "full" or (check == "auto" and len(ends) <= FULL_CHECK_MAX_DOCS)
+            stamp = _stamp(f, index, eos_id) if full else None
+            if full and _cached(f, stamp):
+                full = False
+                self.cached.append(f)
             if len(ends) and (int(ends[0]) <= 0 or (full and np.any(np.diff(ends.astype(np.int64)) <= 0))):
                 raise RecipeError(display(index), "", "does not match its data: document ends must increase "
                                                       "strictly")
@@ -102,6 +141,9 @@ class TokenizedFolder:
                 if len(bad):
                     raise RecipeError(display(index), "", f"does not match its data: document {int(bad[0])} "
                                                           f"does not end with the eos token ({eos_id})")
+            if full:
+                _record(f, stamp)
+                self.checked.append(f)
             self.files.append(f)
             self.tokens_mm.append(toks)
             self.index_mm.append(ends)
