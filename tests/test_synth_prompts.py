@@ -44,6 +44,15 @@ def test_the_prompt_set_keeps_different_prompts_and_answers_a_repeated_one_once(
     assert "1 repeated prompts answered once (4 distinct)" in capsys.readouterr().out
 
 
+def test_tensor_parallelism_is_for_the_vllm_backend_only():
+    import pytest
+
+    from recipes.loader import RecipeError
+
+    with pytest.raises(RecipeError, match="tensor_parallel_size: applies to backend vllm"):
+        load_stage(REPO / "recipes/tiny/prefs.yaml", ["tensor_parallel_size=2"])
+
+
 def test_vllm_and_transformers_get_the_same_prompt_tokens(tmp_path, monkeypatch):
     """A tokenizer that adds BOS itself (Llama 3's does): the rendered chat template already starts with it, so
     both backends must add none. vLLM does not run on this machine: a stand-in `vllm` module records what
@@ -72,7 +81,8 @@ def test_vllm_and_transformers_get_the_same_prompt_tokens(tmp_path, monkeypatch)
     seen = {}
 
     class LLM:
-        def __init__(self, model, revision=None, seed=None):
+        def __init__(self, model, revision=None, seed=None, tensor_parallel_size=1):
+            seen["tensor_parallel_size"] = tensor_parallel_size
             self.tok = AutoTokenizer.from_pretrained(model)
 
         def get_tokenizer(self):
@@ -84,7 +94,10 @@ def test_vllm_and_transformers_get_the_same_prompt_tokens(tmp_path, monkeypatch)
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
     sampling = Sampling(0.0, 1.0, 2, 0)
-    list(generate.generate_batches(str(model), [A, B], [None, None], sampling, 2, backend="vllm"))
+    list(generate.generate_batches(str(model), [A, B], [None, None], sampling, 2, backend="vllm",
+                                   tensor_parallel_size=load_stage(REPO / "recipes/smollm3-3b/synth.yaml")
+                                   .tensor_parallel_size))
+    assert seen["tensor_parallel_size"] == 4  # the 32B teacher over 4 GPUs (recipes/smollm3-3b/synth.yaml)
     lm = AutoModelForCausalLM.from_pretrained(model)
     calls = []
     real = lm.generate
