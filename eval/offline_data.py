@@ -15,6 +15,7 @@ reads as-is:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -34,16 +35,16 @@ PASSKEY_ANSWER_TOKENS = 16  # room left in the context for the answer
 
 # Suite profiles: task -> (fewshot, generation_size, items per task or None for all); max_samples is the
 # default global cap (lighteval's --max-samples); ruler_kinds: the RULER tasks of the suite's "ruler" entry
-# (eval/ruler.py), run at each context length they fit (ruler.MIN_LENGTH). tiny: enough cloze items (200: +-3.2
-# points) that a stage's change shows beyond lighteval's standard error (eval/README.md "The tiny suite's
-# signal"); 32 word problems and 4 HumanEval problems, which a model this size scores 0-2 % on (the path, and
-# whether a stage lifts it off zero); one item of each RULER task with 16 new tokens (the path, not a measurement).
+# (eval/ruler.py), run at each context length they fit (ruler.MIN_LENGTH). tiny: enough cloze items (160: +-3.6
+# points) that an 11-point change is three standard errors (eval/README.md "The tiny suite's signal"); 16 word
+# problems and 2 HumanEval problems, which a model this size scores 0-2 % on (the path, and whether a stage
+# lifts it off zero); one item of each RULER task with 16 new tokens (the path, not a measurement).
 TINY_RULER = ("niah_single_1", "niah_single_2", "niah_multivalue", "vt", "cwe", "fwe")
 RULER_ALL = ("niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2",
              "niah_multikey_3", "niah_multivalue", "niah_multiquery", "vt", "cwe", "fwe")
 RULER_ITEMS = 500  # lm-eval's num_samples per task and length
 OFFLINE_SUITES = {
-    "tiny": {"tasks": {"mc_cloze": (0, None, 200), "math_word": (5, 32, 32), "humaneval": (0, 48, 4),
+    "tiny": {"tasks": {"mc_cloze": (0, None, 160), "math_word": (5, 32, 16), "humaneval": (0, 48, 2),
                        "ruler": (0, 16, 1)}, "ruler_kinds": TINY_RULER, "max_samples": None},
     "offline": {"tasks": {"mc_cloze": (0, None, None), "math_word": (5, 256, None), "humaneval": (0, 512, None),
                           "ruler": (0, None, RULER_ITEMS)}, "ruler_kinds": RULER_ALL, "max_samples": None},
@@ -93,6 +94,12 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def mc_items() -> list[dict]:
+    """A fresh copy of the cloze items (built once per process: an eval worker writes them for every job)."""
+    return [dict(item, choices=list(item["choices"])) for item in _mc_items()]
+
+
+@functools.lru_cache(maxsize=1)
+def _mc_items() -> tuple:
     """One cloze item per documentation paragraph (>= 30 words): its first 20 words, the next 10 as the true
     continuation, and 3 distractors (continuations from other topics). Topics are taken in turn (the first
     paragraph of every topic, then the second, ...)."""
@@ -113,7 +120,7 @@ def mc_items() -> list[dict]:
         choices = [truth] + rng.sample(pool, 3)
         rng.shuffle(choices)
         items.append({"id": f"{key}#{i}", "context": context, "choices": choices, "gold": choices.index(truth)})
-    return items
+    return tuple(items)
 
 
 # ---------------------------------------------------------------- math word problems

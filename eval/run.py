@@ -85,7 +85,7 @@ def _model_config(model, backend, cache_dir, system_prompt, generation, opts, ch
     return TransformersModelConfig(
         model_name=model, generation_parameters=gen, system_prompt=system_prompt, cache_dir=cache_dir,
         device="cuda" if cuda else "cpu", dtype=opts.get("dtype") or ("bfloat16" if cuda else "float32"),
-        batch_size=opts.get("batch_size") or (None if cuda else 32), override_chat_template=chat_template,
+        batch_size=opts.get("batch_size") or (None if cuda else 16), override_chat_template=chat_template,
         max_length=opts.get("max_length") or opts.get("max_model_length"),
     )
 

@@ -169,15 +169,20 @@ def run(r: EvalStage) -> None:
             print(f"[eval] {done}/{len(todo)}: {job.label} on suite {job.suite}"
                   + (f" with system prompt {job.system_prompt}" if job.system_prompt else "")
                   + (f", YaRN x{r.yarn_factor:g}" if job.yarn_from else "")
-                  + f" scored; {rate * 60:.1f} evaluations/min, ETA {(len(todo) - done) / rate:.0f}s", flush=True)
+                  + f" scored; {rate:.3f} evaluations/s, ETA {(len(todo) - done) / rate:.0f}s", flush=True)
 
         if workers == 1:
             for job in todo:
                 finished(job, score(job, run_.dir / job.label, **args))
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
+            # longest first (dual-mode, then the other instruct, then base; YaRN views last): no worker idles
+            # at the end waiting for a long job the other started last
+            order = sorted(todo, key=lambda j: (j.system_prompt is None, j.suite != r.instruct_suite,
+                                                j.yarn_from is not None))
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(score, job, run_.dir / job.label, threads=threads, **args): job for job in todo}
+                futures = {pool.submit(score, job, run_.dir / job.label, threads=threads, **args): job
+                           for job in order}
                 for f in as_completed(futures):
                     job = futures[f]
                     try:

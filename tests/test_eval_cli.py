@@ -87,7 +87,7 @@ def test_tiny_suite_end_to_end(tiny_model, tmp_path):
     assert set(scores) == {"mc_cloze|0", "math_word|5", "humaneval|0", "ruler_512:_average|0"} | ruler
     assert all(0.0 <= v <= 1.0 for metrics in scores.values() for v in metrics.values())
     assert scores["humaneval|0"]["pass@1"] == 0.0 and scores["ruler_512:niah_single_1|0"]["acc"] == 0.0
-    mc = scores["mc_cloze|0"]  # 200 cloze items: a random-init model is at chance (0.25)
+    mc = scores["mc_cloze|0"]  # 160 cloze items: a random-init model is at chance (0.25)
     assert 0.1 <= mc["acc"] <= 0.4 and 0.1 <= mc["acc_norm"] <= 0.4
     results = list((out / "results").glob("results_*.json"))
     assert len(results) == 1

@@ -120,8 +120,8 @@ def test_task_table_and_specs(data_dir):
     ruler = ["ruler_512:niah_single_1", "ruler_512:niah_single_2", "ruler_512:niah_multivalue", "ruler_512:fwe"]
     assert names == ["mc_cloze", "math_word", "humaneval"] + ruler  # no RULER task fits 256 tokens
     assert ot.task_specs("tiny", (256, 512)) == ["mc_cloze|0", "math_word|5", "humaneval|0"] + [f"{n}|0" for n in ruler]
-    tiny = od.OFFLINE_SUITES["tiny"]["tasks"]  # 200 cloze items (+-3.2 points), 32 word problems, 4 HumanEval
-    assert (tiny["mc_cloze"][2], tiny["math_word"][2], tiny["humaneval"][2]) == (200, 32, 4)
+    tiny = od.OFFLINE_SUITES["tiny"]["tasks"]  # 160 cloze items (+-3.6 points), 16 word problems, 2 HumanEval
+    assert (tiny["mc_cloze"][2], tiny["math_word"][2], tiny["humaneval"][2]) == (160, 16, 2)
     assert len(rows(data_dir / "math_word/test.jsonl")) == 100
     assert [c.name for c in ot.build_task_configs(data_dir, "passkey", (32768,))] == ["passkey_32768"]
 
