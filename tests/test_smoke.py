@@ -106,8 +106,8 @@ def test_the_report_card_has_a_measured_row_per_stage_plots_and_manifests(smoke)
     first, last = m["eval"]["pretrain-stage1"]["mc_cloze|0"], m["eval"]["merge-no_think"]["mc_cloze|0"]
     noise = 2 * max(first["acc_stderr"], last["acc_stderr"])
     verdict = "moved" if abs(last["acc"] - first["acc"]) > noise else "within 2 standard errors"
-    assert rows["eval"].startswith(f"| eval | pretrain-stage1 -> merge-no_think: mc_cloze acc {first['acc']:.3f} -> "
-                                   f"{last['acc']:.3f} ({verdict})"), rows["eval"]
+    assert rows["eval"].startswith("| eval | pretrain-stage1 -> merge-no_think: "), rows["eval"]
+    assert f"mc_cloze acc {first['acc']:.3f} -> {last['acc']:.3f} ({verdict})" in rows["eval"], rows["eval"]
     for stage in ("pretrain-stage1", "pretrain-stage2", "pretrain-stage3", "longctx-32k", "longctx-64k", "midtrain",
                   "sft", "apo", "merge", "eval"):
         assert rows[stage].endswith(("| yes |", "| **no** |")), rows[stage]  # a measured figure, judged
