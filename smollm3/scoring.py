@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import torch
 
-CHUNK = 2048  # positions per output-head call
+CHUNK = 512  # positions per output-head call: 512 x 128,256 fp32 logits are 263 MB
 
 
 @torch.no_grad()
@@ -33,7 +33,8 @@ def token_logprobs(model, ids: Sequence[int], start: int, end: Optional[int] = N
     logps, greedy = [], []
     for a in range(start - 1, end - 1, chunk):
         b = min(a + chunk, end - 1)
-        logp = head(hidden[a:b]).float().log_softmax(-1)
-        logps.append(logp.gather(1, x[0, a + 1:b + 1, None])[:, 0])
-        greedy.append(logp.argmax(-1))
+        logits = head(hidden[a:b]).float()
+        greedy.append(logits.argmax(-1))
+        target = logits.gather(1, x[0, a + 1:b + 1, None])[:, 0]
+        logps.append(target - torch.logsumexp(logits, -1))  # log-softmax at the targets only
     return torch.cat(logps), torch.cat(greedy)
