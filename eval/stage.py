@@ -159,12 +159,11 @@ def run(r: EvalStage) -> None:
         workers = min(r.parallel_jobs, len(todo))
         print(f"[eval] {len(todo)} evaluations, {workers} at a time", flush=True)
         args = dict(max_samples=r.max_samples, backend=r.backend, data_dir=run_.dir / "data")
-        t0, done = time.time(), 0
+        t0, scored = time.time(), {}
 
         def finished(job: Job, scores: dict) -> None:
-            nonlocal done
-            done += 1
-            run_.metrics[job.label] = scores
+            scored[job.label] = scores
+            done = len(scored)
             rate = done / max(time.time() - t0, 1e-9)
             print(f"[eval] {done}/{len(todo)}: {job.label} on suite {job.suite}"
                   + (f" with system prompt {job.system_prompt}" if job.system_prompt else "")
@@ -190,8 +189,7 @@ def run(r: EvalStage) -> None:
                     except BaseException:
                         print(f"[eval] {job.label} failed: its log is {run_.dir / job.label / 'eval.log'}", flush=True)
                         raise
-        run_.metrics = {**{j.label: run_.metrics[j.label] for j in todo},
-                        **{k: v for k, v in run_.metrics.items() if k not in {j.label for j in todo}}}
+        run_.metrics.update({j.label: scored[j.label] for j in todo})  # in job order, whatever finished first
         run_.metrics["not_scored"] = notes
         results = [(j.label, run_.dir / j.label) for j in todo]
         (run_.dir / "compare.md").write_text(compare([str(p) for _, p in results], [lbl for lbl, _ in results]))

@@ -77,15 +77,15 @@ def trl_kwargs(r, *, cuda: bool, output_dir: str) -> dict:
 def model_kwargs(r, *, cuda: bool) -> dict:
     """from_pretrained's dtype and attention for the stage's model: the recipe's `model.dtype` and
     `model.attn_implementation` (the authors: bfloat16, flash_attention_2), refused where they cannot run."""
-    import importlib.util
-
     import torch
+
+    from pretrain.train_checks import flash_attention_available
 
     attn = r.model.attn_implementation
     if attn == "llama3_ring_attention":
         raise RecipeError(r.file_of("model.attn_implementation"), "model.attn_implementation", "llama3_ring_attention "
                           "is nanotron's (the long-context stages): a TRL stage takes flash_attention_2 or sdpa")
-    if attn == "flash_attention_2" and not (cuda and importlib.util.find_spec("flash_attn")):
+    if attn == "flash_attention_2" and not flash_attention_available(cuda):
         raise RecipeError(r.file_of("model.attn_implementation"), "model.attn_implementation", "flash_attention_2 "
                           "needs a CUDA GPU and the flash-attn package: set sdpa on this machine")
     return {"dtype": getattr(torch, r.model.dtype), "attn_implementation": attn}

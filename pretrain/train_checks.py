@@ -74,7 +74,7 @@ def check_supported(r: NanotronStage) -> None:
     if r.model.attn_implementation == "llama3_ring_attention":
         refuse("model.attn_implementation", "nanotron 0.4 has no ring attention: set flash_attention_2 (CUDA) or "
                "sdpa, or export the stage for the authors' nanotron (got llama3_ring_attention)")
-    if r.model.attn_implementation == "flash_attention_2" and not _flash_attention_available(cuda):
+    if r.model.attn_implementation == "flash_attention_2" and not flash_attention_available(cuda):
         refuse("model.attn_implementation", "flash_attention_2 needs a CUDA GPU and the flash-attn package "
                "(requirements-gpu.txt): set sdpa on this machine (got flash_attention_2)")
     if r.model.attn_implementation == "flash_attention_2" and r.model.dtype != "bfloat16":
@@ -108,7 +108,8 @@ def check_supported(r: NanotronStage) -> None:
                f"checkpoints.load_lr_scheduler to {str(same_run).lower()} (got {str(ck.load_optimizer).lower()})")
 
 
-def _flash_attention_available(cuda: bool) -> bool:
+def flash_attention_available(cuda: bool) -> bool:
+    """CUDA and the real flash-attn package (not nanotron_compat's import stub)."""
     if not cuda:
         return False
     try:

@@ -13,13 +13,14 @@ Usage:
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 from typing import Optional
 
 import xxhash
+
+from rundir import write_text_atomic
 
 COMPLETE = "COMPLETE"
 _CHUNK = 1 << 22
@@ -54,9 +55,8 @@ def mark_complete(path: Path, files: Optional[dict] = None, **info) -> None:
     """Write the COMPLETE marker (atomically) with `info` and the checksums of the folder's files (`files`: as
     `checksums` gives them, computed by the ranks; None: computed here)."""
     path = Path(path)
-    tmp = path / f".{COMPLETE}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps({**info, "files": checksums(path) if files is None else files}, indent=1) + "\n")
-    os.replace(tmp, path / COMPLETE)
+    write_text_atomic(path / COMPLETE, json.dumps({**info, "files": checksums(path) if files is None else files},
+                                                  indent=1) + "\n")
 
 
 def read_marker(path: Path) -> Optional[dict]:

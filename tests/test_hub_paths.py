@@ -42,6 +42,9 @@ def test_a_hub_tokenizer_resolves_from_the_cache_or_is_one_line(hub):
     r = load_stage(REPO / "recipes/tiny/pretrain-stage1.yaml", HUB_TOKENIZER)
     folder = hub_folder(r)
     assert folder == hub["cache"] / "models--smollm3-test--tokenizer" / "snapshots" / COMMIT
+    from pretrain.data.tokenizer import datatrove_name
+
+    assert datatrove_name(r) == str(folder / "tokenizer.json")  # the data stage reads the same cached revision
     ids, path = token_ids(r)
     assert path == str(folder) and ids["eos"] is not None  # the ids read from the Hub tokenizer's own config
 

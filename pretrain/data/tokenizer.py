@@ -36,13 +36,8 @@ def tokenizer_dir(recipe) -> Path:
 def datatrove_name(recipe) -> str:
     """What datatrove's DocumentTokenizer is given: the path of a tokenizer.json file, or a Hub id (a folder
     would be taken for a Hub id)."""
-    t = recipe.tokenizer
-    if t.kind == "hub":  # at a revision: that revision's tokenizer.json (through the Hub cache)
-        if t.revision is None:
-            return t.name_or_path
-        from huggingface_hub import hf_hub_download
-
-        return hf_hub_download(t.name_or_path, "tokenizer.json", revision=t.revision)
+    if recipe.tokenizer.kind == "hub":  # its revision's tokenizer.json, in the Hub cache (hub_folder)
+        return str(hub_folder(recipe) / "tokenizer.json")
     p = tokenizer_dir(recipe)
     return str((p if p.is_file() else p / "tokenizer.json").resolve())
 
@@ -113,10 +108,10 @@ def load_checked(recipe):
 
     if recipe.tokenizer.kind == "hub":
         name = recipe.tokenizer.name_or_path
+        hub = datatrove_name(recipe)  # no network, gated repo, unknown revision: one line from hub_folder
         try:
-            hub = datatrove_name(recipe)
-            tok = Tokenizer.from_pretrained(hub) if hub == name else Tokenizer.from_file(hub)
-        except Exception as e:  # no network, gated repo, no token, unknown revision
+            tok = Tokenizer.from_file(hub)
+        except Exception as e:
             raise RecipeError(recipe.file_of("tokenizer.name_or_path"), "tokenizer.name_or_path",
                               f"cannot load {name} (revision {recipe.tokenizer.revision or 'main'}) from the Hub "
                               f"({type(e).__name__}: {str(e).splitlines()[0][:200]})")
