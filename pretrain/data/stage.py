@@ -397,13 +397,15 @@ def dry_run(recipe) -> str:
              f"({recipe.executor.tasks} tasks, {recipe.executor.workers} workers), tokenizer "
              f"{recipe.tokenizer.name_or_path} ({recipe.tokenizer.kind}), filters {recipe.filters.model_dump()}, "
              f"shuffle {recipe.shuffle}, seed {recipe.seed}"]
+    # a Hub tokenizer is named, not fetched: a dry run needs no network and no Hub cache
+    tok_file = recipe.tokenizer.name_or_path if recipe.tokenizer.kind == "hub" else tokenizer.datatrove_name(recipe)
     tmp = Path(tempfile.mkdtemp(prefix="smollm3-data-dry-"))
     try:
         for s in sources:
             if s.kind == "unpublished":
                 lines.append(f"- {s.name}: SKIPPED, not published (dataset: null): give `path:` to a local copy")
                 continue
-            b = SourceBuild(recipe, s, tokenizer_file=tokenizer.datatrove_name(recipe),
+            b = SourceBuild(recipe, s, tokenizer_file=tok_file,
                             eos=tokenizer.eos_token(recipe), tokenizer_sha="dry-run", root=tmp)
             chain = b.executors(slurm_logs=str(tmp / "slurm_logs" / s.name))
             reader = chain[-2].pipeline[0] if len(chain) > 1 else chain[0].pipeline[0]
@@ -413,7 +415,7 @@ def dry_run(recipe) -> str:
         if recipe.executor.kind == "slurm" and sources:
             first = next((s for s in sources if s.kind != "unpublished"), None)
             if first is not None:
-                b = SourceBuild(recipe, first, tokenizer_file=tokenizer.datatrove_name(recipe),
+                b = SourceBuild(recipe, first, tokenizer_file=tok_file,
                                 eos=tokenizer.eos_token(recipe), tokenizer_sha="dry-run", root=tmp)
                 e = b.executors(slurm_logs=str(tmp / "slurm_logs"))[-2]
                 script = e.get_launch_file_contents(e.get_sbatch_args(min(e.tasks, e.max_array_size)),

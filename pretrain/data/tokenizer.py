@@ -34,8 +34,8 @@ def tokenizer_dir(recipe) -> Path:
 
 
 def datatrove_name(recipe) -> str:
-    """What datatrove's DocumentTokenizer is given: the path of a tokenizer.json file, or a Hub id (a folder
-    would be taken for a Hub id)."""
+    """What datatrove's DocumentTokenizer is given: the path of a tokenizer.json file (a folder would be taken
+    for a Hub id); a Hub tokenizer's comes from the Hub cache (hub_folder: fetched, or read offline)."""
     if recipe.tokenizer.kind == "hub":  # its revision's tokenizer.json, in the Hub cache (hub_folder)
         return str(hub_folder(recipe) / "tokenizer.json")
     p = tokenizer_dir(recipe)
