@@ -146,11 +146,11 @@ def eval_effect(metrics: dict) -> tuple[str, bool | None]:
 
 
 def curves(run: str, manifests: dict) -> dict:
-    """{stage: [(time, loss, lr)]} from each training stage's per-step log (rank 0 for nanotron stages)."""
+    """{stage: [(time, loss, lr)]} from each training stage's per-step log (losses.jsonl)."""
     out = {}
     for stage in manifests:
         d = stage_dir(run, stage)
-        f = d / "losses.jsonl" if (d / "losses.jsonl").is_file() else d / "losses.rank0.jsonl"
+        f = d / "losses.jsonl"
         if f.is_file():
             rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
             out[stage] = [(r.get("time"), r["loss"], r.get("lr")) for r in rows if r.get("time") is not None]

@@ -56,12 +56,15 @@ class StageTrainer(SmolLM3Trainer):
         self.stage_name = "train"
         self._clock = None  # (time, step) of the first step of this call: the rate is this call's
 
-    def _progress(self, loss: float) -> None:
-        """`[stage] step k/N loss x, r steps/s, ETA s` every PROGRESS_EVERY steps and at the last, from the one
-        rank with dp rank 0 and tp rank 0 among those that hold the loss."""
+    def logs_loss(self, model) -> bool:
+        """The logging rank: data- and tensor-parallel rank 0 of the pipeline stage that computes the loss (the
+        ranks there all hold the same averaged loss). It alone writes losses.jsonl, TensorBoard and progress."""
         pc = self.parallel_context
-        if dist.get_rank(pc.dp_pg) or dist.get_rank(pc.tp_pg):
-            return
+        return (dist.get_rank(pc.dp_pg) == 0 and dist.get_rank(pc.tp_pg) == 0
+                and dist.get_rank(pc.pp_pg) == model.output_pp_rank)
+
+    def _progress(self, loss: float) -> None:
+        """`[stage] step k/N loss x, r steps/s, ETA s` every PROGRESS_EVERY steps and at the last (logging rank)."""
         if self._clock is None:
             self._clock = (time.time(), self.iteration_step - 1)
         last, (t0, step0) = self.config.tokens.train_steps, self._clock
@@ -167,11 +170,15 @@ def run(r: NanotronStage, resume_mode: str = "refuse") -> None:
                                  grad_accum=d.grad_accum, parallel_context=trainer.parallel_context,
                                  input_pp_rank=model.input_pp_rank, output_pp_rank=model.output_pp_rank)
         if trainer.iteration_step < d.last_step:
-            trim_step_log(sdir / f"losses.rank{world_rank}.jsonl", trainer.iteration_step)  # steps after it: again
-            with open(sdir / f"losses.rank{world_rank}.jsonl", "a") as log:
-                trainer.loss_log = log
-                trainer.writer = _tensorboard(r, sdir / "tensorboard") if world_rank == 0 else None
+            if trainer.logs_loss(model):  # the one rank that writes losses.jsonl (and TensorBoard)
+                trim_step_log(sdir / "losses.jsonl", trainer.iteration_step)  # the steps after it: logged again
+                trainer.loss_log = open(sdir / "losses.jsonl", "a")
+                trainer.writer = _tensorboard(r, sdir / "tensorboard")
+            try:
                 trainer.train(loader)
+            finally:
+                if trainer.loss_log is not None:
+                    trainer.loss_log.close()
             if trainer.iteration_step % r.checkpoints.interval:
                 trainer.save_checkpoint()
         dist.barrier(trainer.parallel_context.world_pg)
@@ -196,13 +203,12 @@ def with_manifest(manifest: StageRun, fn) -> None:
 
 
 def losses(sdir: Path) -> list[dict]:
-    """Per-step losses of a stage (from the logging rank's file), one entry per step, last write wins."""
-    by_step = {}
-    for f in sorted(sdir.glob("losses.rank*.jsonl")):
-        for line in f.read_text().splitlines():
-            if line.strip():
-                e = json.loads(line)
-                by_step[e["step"]] = e
+    """Per-step losses of a stage (losses.jsonl, the logging rank's), one entry per step, last write wins."""
+    f, by_step = sdir / "losses.jsonl", {}
+    for line in f.read_text().splitlines() if f.is_file() else []:
+        if line.strip():
+            e = json.loads(line)
+            by_step[e["step"]] = e
     return [by_step[k] for k in sorted(by_step)]
 
 

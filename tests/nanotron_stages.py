@@ -45,9 +45,11 @@ def descendants(pid):
 
 
 def losses(stage_dir):
+    """{step: record} of the stage's one loss log (losses.jsonl, written by the logging rank alone)."""
+    assert not list(stage_dir.glob("losses.rank*.jsonl")), "one loss log per stage, not one per rank"
     by_step = {}
-    for f in sorted(stage_dir.glob("losses.rank*.jsonl")):
-        for line in f.read_text().splitlines():
-            e = json.loads(line)
-            by_step[e["step"]] = e
+    f = stage_dir / "losses.jsonl"
+    for line in f.read_text().splitlines() if f.is_file() else []:
+        e = json.loads(line)
+        by_step[e["step"]] = e
     return by_step
