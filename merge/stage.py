@@ -31,6 +31,7 @@ from merge.mergekit_config import blend_config, soup_config
 from recipes.loader import display
 from rundir import StageRun
 from smollm3.hf_config import write_hf_config
+from smollm3.hf_folder import hf_folder_writer
 
 # The tokenizer and template files mergekit copies from its "donor" model (mergekit.merge._copy_tokenizer).
 TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer.model",
@@ -67,15 +68,12 @@ def run_mergekit(config: dict, out: Path, tokenizer_from: Path) -> float:
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.time()
     options = MergeOptions(copy_tokenizer=True, lazy_unpickle=False, write_model_card=True)  # tqdm: rate, ETA
-    run_merge(MergeConfiguration.model_validate(config), str(tmp), options)
-    take_tokenizer(Path(tokenizer_from), tmp)
-    finish_config(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with hf_folder_writer(out) as tmp:
+        run_merge(MergeConfiguration.model_validate(config), str(tmp), options)
+        take_tokenizer(Path(tokenizer_from), tmp)
+        finish_config(tmp)
     return time.time() - t0
 
 

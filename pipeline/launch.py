@@ -37,7 +37,7 @@ from pipeline.kinds import TRL_KINDS, stage_module
 from pretrain.train_checks import VERIFIED_ENV, check_supported
 from pretrain.train_checks import prepare as prepare_stage
 from recipes.derive import derived
-from recipes.loader import RecipeError, display, load_stage
+from recipes.loader import RecipeError, display
 from recipes.schema import NanotronStage
 from rundir import REPO, set_aside, stage_dir
 
@@ -54,16 +54,14 @@ def torchrun_command(r: NanotronStage, recipe_path, overrides, resume: str = "re
             *stage_args(recipe_path, overrides, resume)]
 
 
-def prepare(recipe_path, overrides=(), resume: str = "refuse") -> int:
+def prepare(r, recipe_path, resume: str = "refuse") -> int:
     """The launching process's part: every input checked and the resume rule applied, before any rank starts
     (pretrain.train_checks.prepare). Exit 0: go; bad input raises RecipeError (one line, exit 2)."""
-    r = _nanotron_stage(recipe_path, overrides)
-    prepare_stage(r, resume)
+    prepare_stage(_nanotron_stage(r, recipe_path), resume)
     return 0
 
 
-def _nanotron_stage(recipe_path, overrides) -> NanotronStage:
-    r = load_stage(recipe_path, overrides)
+def _nanotron_stage(r, recipe_path) -> NanotronStage:
     if not isinstance(r, NanotronStage):
         raise RecipeError(display(recipe_path), "kind", f"must be pretrain or longctx to launch (got {r.kind!r})")
     return r
@@ -119,14 +117,15 @@ def sbatch_script(r: NanotronStage, recipe_path, overrides, resume: str = "refus
     return "\n".join(lines)
 
 
-def launch(recipe_path, overrides=(), launcher: str = "local", dry_run: bool = False, resume: str = "refuse") -> int:
-    """Start a nanotron stage: locally under torchrun, after every check of pretrain.train_checks in this
+def launch(r, recipe_path, overrides=(), launcher: str = "local", dry_run: bool = False,
+           resume: str = "refuse") -> int:
+    """Start a stage the runner resolved (`r`, from `recipe_path` + `overrides`, which its processes resolve
+    again). A nanotron stage: locally under torchrun, after every check of pretrain.train_checks in this
     process; with Slurm, an sbatch script whose first step runs those checks (the inputs may come from jobs
-    still queued when it is submitted)."""
-    r = load_stage(recipe_path, overrides)
+    still queued when it is submitted). A TRL stage: launch_trl."""
     if r.kind in TRL_KINDS:
         return launch_trl(r, recipe_path, overrides, launcher=launcher, dry_run=dry_run, resume=resume)
-    r = _nanotron_stage(recipe_path, overrides)
+    r = _nanotron_stage(r, recipe_path)
     if launcher == "slurm":
         if not dry_run:
             check_supported(r)
@@ -155,8 +154,16 @@ def launch(recipe_path, overrides=(), launcher: str = "local", dry_run: bool = F
 
 # ------------------------------------------------------------------ TRL stages: accelerate + DeepSpeed ZeRO-3
 def accelerate_config(r) -> dict:
-    """The accelerate config of the stage: DeepSpeed ZeRO-3 with the recipe's precision and process counts."""
+    """The accelerate config of the stage: DeepSpeed ZeRO-3 with the recipe's precision and process counts; on
+    a CPU cluster (`cluster.gpu: cpu`), plain data parallelism over gloo: accelerate's own MULTI_CPU type starts
+    its processes through mpirun, so the config names its torchrun launcher (MULTI_GPU) and the stage's
+    TrainingArguments(use_cpu=True) make each process a MULTI_CPU / gloo rank."""
     d = derived(r)
+    if r.cluster.gpu == "cpu":
+        return {"compute_environment": "LOCAL_MACHINE", "debug": False, "distributed_type": "MULTI_GPU",
+                "downcast_bf16": "no", "machine_rank": 0, "main_training_function": "main",
+                "mixed_precision": "no", "num_machines": d.nodes, "num_processes": d.gpus,
+                "rdzv_backend": "static", "same_network": True, "use_cpu": False}
     return {
         "compute_environment": "LOCAL_MACHINE",
         "debug": False,
@@ -220,7 +227,8 @@ def launch_trl(r, recipe_path, overrides, *, launcher: str, dry_run: bool, resum
         set_aside(stage_dir(r.run, r.stage))
         resume = "refuse"
     config = write_config(r).resolve()
-    print(f"wrote {config} (DeepSpeed ZeRO-3, {d.nodes} nodes x {d.gpus // d.nodes} GPUs)")
+    what = "CPU processes, gloo" if r.cluster.gpu == "cpu" else "GPUs, DeepSpeed ZeRO-3"
+    print(f"wrote {config} ({d.nodes} nodes x {d.gpus // d.nodes} {what})")
     if launcher == "slurm":
         path = stage_dir(r.run, r.stage) / "launch.sbatch"
         path.write_text(trl_sbatch_script(r, config, recipe_path, overrides, resume))

@@ -21,12 +21,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
 from recipes.loader import RecipeError, display
-from rundir import completed_stage, is_hf_folder, set_aside, stage_dir
+from rundir import completed_stage, is_hf_folder, is_main_process, set_aside, stage_dir
 from rundir.checkpoints import intact_checkpoints, latest_intact, mark_complete
 from rundir.resume import check_checkpoint, input_manifests, training_sha256
 
@@ -88,7 +87,7 @@ def resume_point(r, ckpt_dir: Path, mode: str, inputs):
     """(checkpoint to resume or None, continued_from or None): the latest intact checkpoint, under the rule
     of rundir.resume.check_checkpoint (same training recipe and inputs, else refuse unless --continue)."""
     latest, damaged = latest_intact(ckpt_dir)  # verifies newest first, up to the one resumed
-    for p, why in damaged:
+    for p, why in damaged if is_main_process() else ():
         print(f"[{r.stage}] warning: checkpoint {display(p)} is damaged ({why}): not resumed", flush=True)
     if latest is None:
         return None, None
@@ -114,30 +113,49 @@ def packing_efficiency(dataset, max_length: int):
 
 
 def save_hf(trainer, tokenizer, out: Path) -> None:
-    """A complete HF folder (config, safetensors, tokenizer with the chat template, generation config),
-    written next to `out` and renamed into place."""
+    """A complete HF folder (config, safetensors, tokenizer with the chat template, generation config) through
+    the one HF-folder writer: every process calls Trainer.save_model (under ZeRO-3 it gathers the shards and
+    writes from the main process), the main process adds the rest and renames the folder into place."""
     from smollm3.hf_config import write_hf_config
+    from smollm3.hf_folder import hf_folder_writer
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     # eos = the template's end of turn (<|im_end|>) in config and generation config, as alignment-handbook's
     # scripts/sft.py does (huggingface/alignment-handbook@925acdfe4b2b4e38c3dabd1851bc418f0b656351, lines 136-137)
     trainer.model.generation_config.eos_token_id = tokenizer.eos_token_id
     trainer.model.config.eos_token_id = tokenizer.eos_token_id
-    trainer.save_model(str(tmp))
-    write_hf_config(tmp)  # also transformers 4.x's rope_theta / rope_scaling
-    tokenizer.save_pretrained(str(tmp))
-    trainer.model.generation_config.save_pretrained(str(tmp))
-    old = out.with_name(f".{out.name}.old")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    with hf_folder_writer(out, wait=trainer.accelerator.wait_for_everyone) as tmp:
+        trainer.save_model(str(tmp))
+        if trainer.accelerator.is_main_process:
+            write_hf_config(tmp)  # also transformers 4.x's rope_theta / rope_scaling
+            tokenizer.save_pretrained(str(tmp))
+            trainer.model.generation_config.save_pretrained(str(tmp))
+
+
+def measured(measure, trainer, model, tokenizer, heldout, when: str) -> dict:
+    """`measure(model, tokenizer, heldout)`'s figures as `<name>_<when>`, computed by the main process alone
+    while the others wait (its figures are what the manifest records). Under DeepSpeed ZeRO-3 every process
+    holds a slice of each parameter: they are gathered whole for the measurement (deepspeed.zero.
+    GatheredParameters, entered by every process)."""
+    import contextlib
+
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if measure is None:
+        return {}
+    whole = contextlib.nullcontext()
+    if is_deepspeed_zero3_enabled():
+        import deepspeed
+
+        whole = deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None)
+    with whole:
+        figures = measure(model, tokenizer, heldout) if trainer.accelerator.is_main_process else {}
+        trainer.accelerator.wait_for_everyone()
+    return {f"{k}_{when}": v for k, v in figures.items()}
 
 
 def callbacks(r, sdir: Path, inputs):
-    """Progress (rate, ETA), losses.jsonl, and a COMPLETE marker (checksums, training-recipe hash, input
-    manifests) on every saved checkpoint."""
+    """Progress (rate, ETA) and losses.jsonl from the main process, and a COMPLETE marker (checksums,
+    training-recipe hash, input manifests) on every saved checkpoint once every process has written its part."""
     from transformers import TrainerCallback
 
     sha, consumed = training_sha256(r), input_manifests(inputs)
@@ -146,8 +164,8 @@ def callbacks(r, sdir: Path, inputs):
         def on_train_begin(self, args, state, control, **kw):
             self.t0, self.step0 = time.time(), state.global_step
 
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not logs or "loss" not in logs:
+        def on_log(self, args, state, control, logs=None, **kw):  # called in every process
+            if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
             extra = {k: logs[k] for k in DPO_LOGGED if k in logs}  # APO: reward margin and accuracy per step
             with open(sdir / "losses.jsonl", "a") as f:
@@ -160,6 +178,9 @@ def callbacks(r, sdir: Path, inputs):
                   f"{rate:.2f} steps/s, ETA {eta:.0f}s", flush=True)
 
         def on_save(self, args, state, control, **kw):
+            from accelerate import PartialState
+
+            PartialState().wait_for_everyone()  # each process writes its own files (rng_state_<rank>.pth)
             if state.is_world_process_zero:
                 path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 if path.is_dir():
@@ -203,27 +224,32 @@ def run(r, build_trainer, resume: str = "refuse", measure=None) -> None:
         train, heldout = held_out(r, mixture(r))
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(sdir / "tensorboard")  # read by transformers' callback
         trainer = build_trainer(model, tokenizer, train, heldout, config, callbacks(r, sdir, inputs))
-        before = trainer.evaluate()["eval_loss"]
-        print(f"[{r.stage}] {len(train):,} training / {len(heldout):,} held-out examples; held-out loss before "
-              f"{before:.4f}", flush=True)
-        measured = {f"{k}_before": v for k, v in (measure(model, tokenizer, heldout) if measure else {}).items()}
-        trim_step_log(sdir / "losses.jsonl", int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0)
+        main = is_main_process()  # only it writes (manifest, losses.jsonl, hf/) and prints; the others wait
+        before = trainer.evaluate()["eval_loss"]  # every process scores its share of the held-out data
+        if main:
+            procs = trainer.accelerator.num_processes
+            print(f"[{r.stage}] {len(train):,} training / {len(heldout):,} held-out examples ({procs} process"
+                  f"{'es' * (procs > 1)}); held-out loss before {before:.4f}", flush=True)
+            trim_step_log(sdir / "losses.jsonl", int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0)
+        figures = measured(measure, trainer, model, tokenizer, heldout, "before")
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         evaluated = trainer.evaluate()
         after = evaluated["eval_loss"]
-        measured.update({f"heldout_{k.replace('/', '_')}_after": evaluated[f"eval_{k}"] for k in DPO_LOGGED
-                         if f"eval_{k}" in evaluated})
-        measured.update({f"{k}_after": v for k, v in (measure(trainer.model, tokenizer, heldout) if measure
-                                                        else {}).items()})
+        figures.update({f"heldout_{k.replace('/', '_')}_after": evaluated[f"eval_{k}"] for k in DPO_LOGGED
+                        if f"eval_{k}" in evaluated})
+        figures.update(measured(measure, trainer, trainer.model, tokenizer, heldout, "after"))
         efficiency = packing_efficiency(trainer.train_dataset, r.max_length)
         save_hf(trainer, tokenizer, sdir / "hf")
+        if not main:
+            return
         run_.outputs += ["hf", "checkpoints", "losses.jsonl"] + ["tensorboard"] * ("tensorboard" in r.report_to)
         kept = [p.name for p in intact_checkpoints(sdir / "checkpoints")[0]]
         run_.metrics.update(heldout_loss_before=before, heldout_loss_after=after, steps=trainer.state.global_step,
                             checkpoints=kept,
                             train_loss=result.training_loss, packing_efficiency=efficiency,
                             packing_strategy=r.packing_strategy if r.packing else None,
-                            examples_train=len(train), examples_heldout=len(heldout), **measured)
+                            examples_train=len(train), examples_heldout=len(heldout),
+                            processes=trainer.accelerator.num_processes, **figures)
         moved = "falls" if after < before else "does NOT fall"
         print(f"[{r.stage}] held-out loss {before:.4f} -> {after:.4f} ({moved}); packing efficiency "
               f"{efficiency if efficiency is None else f'{efficiency:.3f}'}; HF model in {display(sdir / 'hf')}",

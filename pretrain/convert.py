@@ -20,11 +20,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -33,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from smollm3.hf_config import SmolLM3Config, write_hf_config
+from smollm3.hf_folder import hf_folder_writer
 
 SHARD_FILE = re.compile(r"^model_(?P<suffix>.+?)(?:_pp-rank-\d+-of-\d+_tp-rank-\d+-of-\d+)?\.safetensors$")
 EMBED = "model.token_position_embeddings.pp_block.token_embedding.weight"
@@ -318,23 +316,11 @@ def convert(src: Path, out: Path, to_nanotron: bool = False, tokenizer: Optional
         hf = nanotron_to_hf(cfg, nt)
         tokenizer = tokenizer or find_tokenizer(src)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with hf_folder_writer(out) as tmp:
         if to_nanotron:
             write_nanotron_checkpoint(cfg, nt, tmp)
         else:
             write_hf_folder(cfg, hf, tmp, tokenizer, yarn_factor)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -4,6 +4,7 @@
 git commit (and whether the tree was dirty), the inputs it consumed (paths and the sha256 of their
 manifests), its outputs, start and end time, status (running / completed / failed) and headline metrics.
 A stage whose manifest says "completed" with the same recipe hash and inputs is skipped on the next call.
+In a job of several processes only the main one (is_main_process) writes the manifest.
 `wall_seconds` and `peak_rss_mib` (the peak resident memory of the process that ran the stage, from the
 kernel's high-water mark, reset when the stage starts) are recorded when it ends.
 
@@ -25,6 +26,12 @@ from typing import Optional
 from recipes.loader import RecipeError, display
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def is_main_process() -> bool:
+    """The process of a job that writes manifests, HF folders and logs: global rank 0 under torchrun, accelerate
+    and srun (RANK), or a process started alone. The others write nothing of their own."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def runs_root() -> Path:
@@ -164,6 +171,7 @@ class StageRun:
         self.outputs: list[str] = []
         self.metrics: dict = {}
         self.skip = False
+        self.writes = False
         self.manifest: dict = {}
 
     def up_to_date(self) -> bool:
@@ -175,7 +183,11 @@ class StageRun:
     def __enter__(self) -> "StageRun":
         if self.up_to_date():
             self.skip = True
-            print(f"[{self.recipe.stage}] up to date ({self.dir}/manifest.json): skipped", flush=True)
+            if is_main_process():
+                print(f"[{self.recipe.stage}] up to date ({self.dir}/manifest.json): skipped", flush=True)
+            return self
+        self.writes = is_main_process()  # in a multi-process job only the main process records the stage
+        if not self.writes:
             return self
         self.dir.mkdir(parents=True, exist_ok=True)
         self.manifest = {"stage": self.recipe.stage, "kind": self.recipe.kind, "recipe_name": self.recipe.name,
@@ -187,7 +199,7 @@ class StageRun:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if self.skip:
+        if self.skip or not self.writes:
             return False
         self.manifest.update(outputs=self.outputs, metrics=self.metrics,
                              status="completed" if exc_type is None else "failed",

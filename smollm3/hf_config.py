@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rundir import write_text_atomic
+from smollm3.hf_folder import hf_folder_writer
 
 
 def yarn_rope(rope_theta: float, factor: float, trained_length: int) -> tuple[dict, int]:
@@ -256,14 +256,10 @@ def yarn_view(model_dir, factor: float, out_dir) -> Path:
     if rope["rope_type"] != "default" or cfg.get("rope_scaling"):
         raise ValueError(f"{model_dir} already scales its RoPE ({cfg.get('rope_scaling') or rope})")
     stretched, positions = yarn_rope(rope["rope_theta"], factor, cfg["max_position_embeddings"])
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for f in model_dir.iterdir():
-        if f.name != "config.json":
-            os.symlink(f, tmp / f.name)
-    write_hf_config(tmp, {"rope_parameters": stretched, "max_position_embeddings": positions},
-                    source=model_dir / "config.json")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    with hf_folder_writer(out_dir) as tmp:
+        for f in model_dir.iterdir():
+            if f.name != "config.json":
+                os.symlink(f, tmp / f.name)
+        write_hf_config(tmp, {"rope_parameters": stretched, "max_position_embeddings": positions},
+                        source=model_dir / "config.json")
     return out_dir
