@@ -66,9 +66,12 @@ def _command(args) -> int:
         report(args.recipe, args.overrides)
         return 0
     from pipeline.launch import launch, prepare
+    from recipes.loader import load_stage
+
+    r = load_stage(args.recipe, args.overrides)  # resolved once, handed to the launcher
     if args.cmd == "prepare":
-        return prepare(args.recipe, args.overrides, resume=_resume(args))
-    return launch(args.recipe, args.overrides, launcher=args.launcher, dry_run=args.dry_run, resume=_resume(args))
+        return prepare(r, args.recipe, resume=_resume(args))
+    return launch(r, args.recipe, args.overrides, launcher=args.launcher, dry_run=args.dry_run, resume=_resume(args))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ RESUMING_KINDS = NANOTRON_KINDS + TRL_KINDS  # stages that continue checkpoints:
 
 
 # Stage kind -> the module that runs it (imported when its stage runs: they pull in nanotron, datatrove, TRL, ...).
-STAGE_MODULES = {"data": "pretrain.data.stage", "pretrain": "pretrain.train_stage", "longctx": "pretrain.train_stage",
+STAGE_MODULES = {"data": "pretrain.data.stage", "pretrain": "pretrain.train_stage", "longctx": "midtrain.longctx_stage",
                  "midtrain": "midtrain.stage", "synth": "posttrain.synth", "sft": "posttrain.sft_stage",
                  "prefs": "posttrain.prefs", "apo": "posttrain.apo_stage", "merge": "merge.stage",
                  "eval": "eval.stage"}

@@ -21,23 +21,24 @@ def in_torchrun_rank() -> bool:
     return "LOCAL_RANK" in os.environ
 
 
-def run_stage(path, overrides=(), resume: str = "refuse") -> int:
-    """Validate then run one stage. Nanotron stages are started under torchrun (pipeline.launch) unless
-    this process already is a torchrun rank; `resume` is refuse (the default: continue only checkpoints of
-    the same training recipe), fresh or continue (see rundir.resume)."""
-    recipe = load_stage(path, overrides)
+def run_stage(path, overrides=(), resume: str = "refuse", recipe=None) -> int:
+    """Validate then run one stage (`recipe`: the stage already resolved from `path` + `overrides`, else it is
+    resolved here, once, and handed to the launcher). Nanotron stages are started under torchrun
+    (pipeline.launch) unless this process already is a torchrun rank; `resume` is refuse (the default: continue
+    only checkpoints of the same training recipe), fresh or continue (see rundir.resume)."""
+    recipe = recipe if recipe is not None else load_stage(path, overrides)
     module = stage_module(recipe.kind)
     if resume != "refuse" and recipe.kind not in RESUMING_KINDS:
         raise RecipeError(display(path), "", f"--{resume} applies to stages that resume checkpoints "
                                              f"({', '.join(RESUMING_KINDS)}), not to a {recipe.kind} stage")
     t0 = time.time()
     if recipe.kind in TRL_KINDS and not in_torchrun_rank() and derived(recipe).gpus > 1:
-        rc = launch(path, overrides, resume=resume)
+        rc = launch(recipe, path, overrides, resume=resume)
     elif recipe.kind in NANOTRON_KINDS and not in_torchrun_rank():
         if resume != "fresh" and module.up_to_date(recipe):
             print(f"[{recipe.stage}] up to date: skipped", flush=True)
             return 0
-        rc = launch(path, overrides, resume=resume)
+        rc = launch(recipe, path, overrides, resume=resume)
     elif recipe.kind in RESUMING_KINDS:
         module.run(recipe, resume)
         rc = 0
@@ -58,7 +59,7 @@ def run_pipeline(directory, overrides=()) -> int:
     t0 = time.time()
     for i, name in enumerate(names):
         print(f"=== [{i + 1}/{len(names)}] {name} ===", flush=True)
-        rc = run_stage(directory / f"{name}.yaml", overrides)
+        rc = run_stage(directory / f"{name}.yaml", overrides, recipe=recipes[name])
         if rc:
             print(f"pipeline stopped: {name} failed (exit {rc})", file=sys.stderr)
             return rc
