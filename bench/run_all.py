@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = {
     "data_throughput": (["--mb", "16", "--repeat", "3"], "data stage / raw encode_batch >= 0.8"),
     "data_startup": (["--repeat", "7"], "a rank's data startup, 20x / 1x the data <= 1.5"),
-    "train_step": (["--steps", "20"], "nanotron / transformers <= 1.3"),
+    "train_step": (["--repeats", "7", "--block", "4"], "nanotron / transformers <= 1.0"),
     "recompute_memory": (["--micro-batch", "4", "--repeat", "3"], "recompute / no recompute < 1"),
-    "trl_step": (["--steps", "20"], "TRL / plain <= 1.2; packing efficiency >= 0.95"),
+    "trl_step": (["--repeats", "7", "--block", "4"], "TRL / plain <= 1.2; packing efficiency >= 0.95"),
     "merge_io": (["--models", "4", "--repeat", "3"], "mergekit / safetensors, no target (measured)"),
     "gpu_throughput": ([], "MFU >= 40% (GPU only)"),
 }

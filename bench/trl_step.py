@@ -9,12 +9,18 @@ also runs with TRL 1.16's own loss head (`add_fused_lm_head`, which SFTTrainer i
 entropy and top-1 accuracy in tiles), with and without the entropy it logs. Packing efficiency is measured on the tiny
 conversations and on a synthetic long-tailed (log-normal) length distribution. Needs `make data` (tokenizer).
 
-Usage: .venv/bin/python bench/trl_step.py [--steps 20] [--warmup 3] [--threads 2]
+The headline ratio interleaves the two sides in one process: `--repeats` rounds, each a block of `--block` plain
+steps (run from a TrainerCallback between two TRL steps, outside their timing) then the next `--block` TRL steps
+on the same batches; printed: the median of the per-round ratios with their spread (target <= 1.2). The loss-head
+breakdown after it is one sequential run of each variant.
+
+Usage: .venv/bin/python bench/trl_step.py [--repeats 7] [--block 4] [--warmup 3] [--threads 2]
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import sys
 import tempfile
 import time
@@ -24,9 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def trl_trainer(recipe, tmp: str, steps: int):
+def trl_trainer(recipe, tmp: str, steps: int, callback):
     import torch
-    from transformers import AutoTokenizer, SmolLM3Config, SmolLM3ForCausalLM, TrainerCallback
+    from transformers import AutoTokenizer, SmolLM3Config, SmolLM3ForCausalLM
     from trl import SFTTrainer
 
     from posttrain.chat_template import CHATML
@@ -43,49 +49,72 @@ def trl_trainer(recipe, tmp: str, steps: int):
     config = trl_config(recipe, cuda=False, output_dir=tmp)
     config.max_steps, config.save_strategy, config.logging_steps = steps, "no", 10**9
 
-    class Timer(TrainerCallback):
-        def __init__(self):
-            self.cpu = []
+    trainer = SFTTrainer(model=model, args=config, train_dataset=mixture(recipe), processing_class=tok,
+                         callbacks=[callback])
+    return trainer, copy.deepcopy(model)
 
-        def on_step_begin(self, *a, **k):
+
+def interleaving_timer(warmup: int, block: int):
+    """A TrainerCallback timing each TRL step; before the step that opens a round it runs `self.plain`'s block on
+    the batches of that round's TRL steps (set `plain` and `batches` before training)."""
+    from transformers import TrainerCallback
+
+    class Interleave(TrainerCallback):
+        def __init__(self):
+            self.cpu, self.plain_blocks, self.plain, self.batches = [], [], None, []
+
+        def on_step_begin(self, args, state, control, **kw):
+            i = state.global_step
+            if i == 0:
+                for b in self.batches[:warmup]:
+                    self.plain.step(b)
+            if i >= warmup and (i - warmup) % block == 0:
+                self.plain_blocks.append([self.plain.step(b) for b in self.batches[i:i + block]])
             self.t0 = time.process_time()
 
         def on_step_end(self, *a, **k):
             self.cpu.append(time.process_time() - self.t0)
 
-    timer = Timer()
-    trainer = SFTTrainer(model=model, args=config, train_dataset=mixture(recipe), processing_class=tok,
-                         callbacks=[timer])
-    return trainer, timer, copy.deepcopy(model)
+    return Interleave()
+
+
+class PlainLoop:
+    """Forward, backward, clipping and AdamW on a copy of `model`; `step(batch)` -> its CPU seconds. `head`:
+    compute the loss as TRL 1.16 does, through its fused LM head (trl.trainer.utils.add_fused_lm_head) with these
+    extra per-token outputs (SFTTrainer asks for entropy and is_top1, for its logged metrics); () = transformers'
+    own loss."""
+
+    def __init__(self, model, recipe, head: tuple = ()):
+        import torch
+
+        self.model, self.head, self.clip = copy.deepcopy(model), head, recipe.max_grad_norm
+        if head:
+            from trl.trainer.utils import add_fused_lm_head
+
+            add_fused_lm_head(self.model, outputs=("log_probs", *head))
+        self.model.train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr)
+
+    def step(self, batch) -> float:
+        import torch
+
+        t0 = time.process_time()
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "labels", "position_ids")}
+        if self.head:
+            loss = self.model(**inputs, use_cache=False, fused_lm_head=True).loss
+        else:
+            loss = self.model(**inputs, use_cache=False).loss  # as TRL: no cache, so packed documents stay apart
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return time.process_time() - t0
 
 
 def plain_cpu_per_step(model, batches, recipe, warmup: int, head: tuple = ()) -> float:
-    """CPU seconds per step of forward, backward, clipping and AdamW. `head`: compute the loss as TRL 1.16 does,
-    through its fused LM head (trl.trainer.utils.add_fused_lm_head) with these extra per-token outputs
-    (SFTTrainer asks for entropy and is_top1, for its logged metrics); () = transformers' own loss."""
-    import torch
-
-    model = copy.deepcopy(model)
-    if head:
-        from trl.trainer.utils import add_fused_lm_head
-
-        add_fused_lm_head(model, outputs=("log_probs", *head))
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
-    times = []
-    for batch in batches:
-        t0 = time.process_time()
-        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "labels", "position_ids")}
-        if head:
-            loss = model(**inputs, use_cache=False, fused_lm_head=True).loss
-        else:
-            loss = model(**inputs, use_cache=False).loss  # as TRL: no cache, so packed documents stay apart
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        times.append(time.process_time() - t0)
-    return sum(times[warmup:]) / len(times[warmup:])
+    """Median CPU seconds per step of a PlainLoop over `batches` after `warmup` of them."""
+    loop = PlainLoop(model, recipe, head)
+    return statistics.median([loop.step(b) for b in batches][warmup:])
 
 
 def long_tailed_efficiency(seq_len: int, n: int = 4000, seed: int = 0) -> float:
@@ -102,7 +131,8 @@ def long_tailed_efficiency(seq_len: int, n: int = 4000, seed: int = 0) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--block", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -113,28 +143,41 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     recipe = load_stage(REPO / "recipes/tiny/midtrain.yaml", ["global_batch_size=4"])  # 1 micro-batch per step
+    steps = args.warmup + args.repeats * args.block
+    timer = interleaving_timer(args.warmup, args.block)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer, timer, plain_model = trl_trainer(recipe, tmp, args.warmup + args.steps)
+        trainer, plain_model = trl_trainer(recipe, tmp, steps, timer)
         batches = []
         for batch in trainer.get_train_dataloader():
             batches.append(batch)
-            if len(batches) == args.warmup + args.steps:
+            if len(batches) == steps:
                 break
+        timer.plain, timer.batches = PlainLoop(plain_model, recipe), batches
         trainer.train()
-        trl = sum(timer.cpu[args.warmup:]) / len(timer.cpu[args.warmup:])
-        plain = plain_cpu_per_step(plain_model, batches, recipe, args.warmup)
+        trl_times, plain_blocks = timer.cpu[args.warmup:], timer.plain_blocks
+        rounds = [(plain_blocks[r], trl_times[r * args.block:(r + 1) * args.block]) for r in range(args.repeats)]
         fused = plain_cpu_per_step(plain_model, batches, recipe, args.warmup, head=("entropy", "is_top1"))
         fused_bare = plain_cpu_per_step(plain_model, batches, recipe, args.warmup, head=("is_top1",))
+        plain_seq = plain_cpu_per_step(plain_model, batches, recipe, args.warmup)
         tiny_eff = packing_efficiency(trainer.train_dataset, recipe.max_length)
     tokens = batches[0]["input_ids"].numel()
     print(f"batch: {tuple(batches[0]['input_ids'].shape)} = {tokens} packed tokens, {args.threads} threads, "
-          f"{args.steps} steps after {args.warmup} warm-up")
-    print(f"transformers + AdamW : {plain * 1e3:8.1f} ms CPU per step")
+          f"{args.repeats} rounds of {args.block} + {args.block} interleaved steps after {args.warmup} warm-up")
+    ratios = []
+    for r, (plain, trl) in enumerate(rounds, 1):
+        ratios.append(statistics.median(trl) / statistics.median(plain))
+        print(f"round {r}: transformers + AdamW {statistics.median(plain) * 1e3:6.1f} ms, TRL SFTTrainer "
+              f"{statistics.median(trl) * 1e3:6.1f} ms CPU per step: {ratios[-1]:.2f}")
+    trl = statistics.median(trl_times)
+    print(f"transformers + AdamW : {statistics.median([t for p, _ in rounds for t in p]) * 1e3:8.1f} ms CPU per step")
     print(f"TRL SFTTrainer       : {trl * 1e3:8.1f} ms CPU per step")
+    print(f"ratio TRL / plain, median of {len(ratios)} rounds: {statistics.median(ratios):.2f} "
+          f"(spread {min(ratios):.2f}-{max(ratios):.2f}; target <= 1.2)")
+    print("loss-head breakdown (one sequential run each, after the interleaved rounds):")
+    print(f"  transformers + AdamW                                : {plain_seq * 1e3:8.1f} ms")
     print(f"  + TRL's fused LM head (log-probs, is_top1)          : {fused_bare * 1e3:8.1f} ms")
     print(f"  + TRL's fused LM head (log-probs, entropy, is_top1) : {fused * 1e3:8.1f} ms  (what SFTTrainer computes)")
-    print(f"ratio TRL / plain: {trl / plain:.2f}  (target <= 1.2)")
-    print(f"  of which TRL's loss head: {fused / plain:.2f} (its entropy metric alone: {fused / fused_bare:.2f}); "
+    print(f"  TRL's loss head / plain: {fused / plain_seq:.2f} (its entropy metric alone: {fused / fused_bare:.2f}); "
           f"the Trainer around it: {trl / fused:.2f}")
     print(f"packing efficiency (bfd): tiny conversations {tiny_eff:.3f}; long-tailed synthetic lengths "
           f"{long_tailed_efficiency(recipe.max_length):.3f}  (target >= 0.95)")

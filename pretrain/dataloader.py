@@ -5,7 +5,8 @@ Step t of the stage (0-based) consumes the global batch of samples [t * B, (t + 
 batch x grad accumulation; micro-batch a of data-parallel rank r takes the slice
 [t * B + (a * dp + r) * mbs, ... + mbs). Tensor-parallel ranks get identical copies; pipeline ranks get
 only the keys their stage consumes (TensorPointer elsewhere). Starting at any consumed-sample count gives
-the same batches an uninterrupted run would have seen, so a resumed run is exact.
+the same batches an uninterrupted run would have seen, so a resumed run is exact. A background thread reads
+the next micro-batches while the current one trains (`prefetched`), in the same order.
 
 Usage:
     loader = mixture_batches(sampler, start_sample=trainer.consumed_train_samples - samples_before_stage,
@@ -15,6 +16,9 @@ Usage:
 """
 from __future__ import annotations
 
+import collections
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterator
 
 import numpy as np
@@ -22,11 +26,28 @@ import torch
 
 from pretrain.synthetic_batches import INPUT_KEYS, collate
 
+PREFETCH = 2  # micro-batches read ahead of the training step
+
 
 def micro_batch(sampler, first: int, size: int) -> Dict[str, torch.Tensor]:
-    tokens = np.stack([sampler.sample(i) for i in range(first, first + size)])
-    positions = np.stack([sampler.positions(i) for i in range(first, first + size)])
+    rows = [sampler[i] for i in range(first, first + size)]  # each sample located once: tokens and positions
+    tokens = np.stack([r["tokens"] for r in rows])
+    positions = np.stack([r["positions"] for r in rows])
     return collate(torch.from_numpy(tokens.astype(np.int64)), torch.from_numpy(positions.astype(np.int64)))
+
+
+def prefetched(make, keys: Iterator, depth: int = PREFETCH) -> Iterator:
+    """make(key) for each key, in order, computed `depth` keys ahead by one background thread (reading the
+    memory-mapped token files and numpy's work release the GIL), so the training step does not wait for its
+    batch. The order, and so every batch, is the same as without it."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending = collections.deque(pool.submit(make, k) for k in itertools.islice(keys, depth))
+        while pending:
+            batch = pending.popleft().result()
+            nxt = next(keys, None)
+            if nxt is not None:
+                pending.append(pool.submit(make, nxt))
+            yield batch
 
 
 def mixture_batches(sampler, *, start_sample: int, micro_batch_size: int, grad_accum: int, parallel_context,
@@ -39,12 +60,10 @@ def mixture_batches(sampler, *, start_sample: int, micro_batch_size: int, grad_a
     global_batch = dp * micro_batch_size * grad_accum
     if start_sample % global_batch:
         raise ValueError(f"start sample {start_sample} is not a multiple of the global batch {global_batch}")
-    step = start_sample // global_batch
-    while True:
-        for a in range(grad_accum):
-            first = step * global_batch + (a * dp + dp_rank) * micro_batch_size
-            batch = micro_batch(sampler, first, micro_batch_size)
-            yield {key: value if pp_rank == (input_pp_rank if key in INPUT_KEYS else output_pp_rank)
-                   else TensorPointer(group_rank=input_pp_rank if key in INPUT_KEYS else output_pp_rank)
-                   for key, value in batch.items()}
-        step += 1
+    first_step = start_sample // global_batch
+    firsts = (step * global_batch + (a * dp + dp_rank) * micro_batch_size
+              for step in itertools.count(first_step) for a in range(grad_accum))
+    for batch in prefetched(lambda first: micro_batch(sampler, first, micro_batch_size), firsts):
+        yield {key: value if pp_rank == (input_pp_rank if key in INPUT_KEYS else output_pp_rank)
+               else TensorPointer(group_rank=input_pp_rank if key in INPUT_KEYS else output_pp_rank)
+               for key, value in batch.items()}

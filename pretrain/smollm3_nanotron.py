@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import weakref
 import zlib
 from typing import Dict, Optional, Union
 
@@ -119,6 +120,26 @@ def cu_seqlens_from_positions(position_ids: torch.Tensor, doc_masking: bool):
     return cu, int((cu[1:] - cu[:-1]).max())
 
 
+class PerBatch:
+    """What the layers derive from a batch's `position_ids` (the document mask or flash-attn's cu_seqlens, the
+    RoPE tables), computed by the first layer that needs it and reused by every later layer and by the
+    activation-recompute pass: all of them receive the same position_ids tensor, the key (held weakly, so a new
+    batch, even one reusing the memory, is never served the old values)."""
+
+    def __init__(self):
+        self._key, self._values = None, {}
+
+    def get(self, position_ids: torch.Tensor, name, build):
+        if self._key is None or self._key() is not position_ids:
+            self._key, self._values = weakref.ref(position_ids), {}
+        if name not in self._values:
+            self._values[name] = build()
+        return self._values[name]
+
+
+PER_BATCH = PerBatch()
+
+
 def attention(q, k, v, position_ids, doc_masking: bool, flash: bool = False):
     """q [b, s, hq, d], k/v [b, s, hkv, d] -> [b, s, hq, d]; causal, within documents if doc_masking.
     With ``flash`` (attn_implementation flash_attention_2): flash-attn varlen (``cu_seqlens``); it needs
@@ -128,7 +149,8 @@ def attention(q, k, v, position_ids, doc_masking: bool, flash: bool = False):
     if flash:
         if _flash_varlen is None or not q.is_cuda or q.dtype not in (torch.float16, torch.bfloat16):
             raise RuntimeError("flash_attention_2 needs flash-attn and CUDA tensors in half precision")
-        cu, max_len = cu_seqlens_from_positions(position_ids, doc_masking)
+        cu, max_len = PER_BATCH.get(position_ids, ("cu_seqlens", doc_masking),
+                                    lambda: cu_seqlens_from_positions(position_ids, doc_masking))
         out = _flash_varlen(
             q.reshape(b * s, hq, d),
             k.reshape(b * s, -1, d),
@@ -143,7 +165,8 @@ def attention(q, k, v, position_ids, doc_masking: bool, flash: bool = False):
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [b, h, s, d]
     gqa = q.shape[1] != k.shape[1]
     if doc_masking:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=document_causal_mask(position_ids), enable_gqa=gqa)
+        mask = PER_BATCH.get(position_ids, "mask", lambda: document_causal_mask(position_ids))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
     else:
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
     return out.transpose(1, 2)
@@ -199,7 +222,8 @@ class CausalSelfAttention(nn.Module):
         k = k.view(s, b, self.n_kv, self.d).transpose(0, 1)
         v = v.view(s, b, self.n_kv, self.d).transpose(0, 1)
         if self.use_rope:
-            cos, sin = rope_cos_sin(position_ids, self.d, self.theta, q.dtype)
+            cos, sin = PER_BATCH.get(position_ids, ("rope", self.d, self.theta, q.dtype),
+                                     lambda: rope_cos_sin(position_ids, self.d, self.theta, q.dtype))
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         out = attention(q, k, v, position_ids, self.doc_masking, self.flash)  # [b, s, n_q, d]
         out = out.reshape(b, s, self.n_q * self.d).transpose(0, 1).contiguous()

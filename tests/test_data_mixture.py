@@ -134,3 +134,41 @@ def test_each_stage_reads_a_shared_source_in_its_own_order(tiny_data, monkeypatc
                                         for k in range(20)]
     orders = list(first_windows.values())
     assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
+
+
+def test_prefetched_micro_batches_are_the_direct_ones_read_ahead(stage1):
+    """pretrain.dataloader: micro_batch reads each sample once (sampler[i]: tokens and positions), and the
+    background prefetch yields the very batches, in order, while it already reads the next ones."""
+    import threading
+    import time
+
+    from pretrain.dataloader import micro_batch, prefetched
+
+    _, sampler = stage1
+    for i in (0, 5):
+        row = micro_batch(sampler, i, 1)
+        assert np.array_equal(row["input_ids"][0].numpy(), sampler.sample(i)[:-1])
+        assert np.array_equal(row["position_ids"][0].numpy(), sampler.positions(i)[:-1])
+    started, consumed = [], []
+
+    def make(first):
+        started.append((first, threading.current_thread().name, len(consumed)))
+        return micro_batch(sampler, first, 4)
+
+    got = prefetched(make, iter(range(0, 40, 4)), depth=2)
+    for k, batch in enumerate(got):
+        if k == 0:  # the next ones are read in the background while this one is still in hand
+            deadline = time.time() + 10
+            while len(started) < 3 and time.time() < deadline:
+                time.sleep(0.01)
+            assert [s[0] for s in started[:3]] == [0, 4, 8] and not consumed
+        direct = micro_batch(sampler, 4 * k, 4)
+        assert all(torch_equal(batch[key], direct[key]) for key in direct)
+        consumed.append(k)
+    assert [s[0] for s in started] == list(range(0, 40, 4)) and all(s[1].startswith("prefetch") for s in started)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

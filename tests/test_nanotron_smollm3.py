@@ -391,3 +391,23 @@ def test_yarn_export_stretches_rope_beyond_the_trained_length(run, tmp_path):
     assert plain.rope_parameters["rope_type"] == "default" and plain.max_position_embeddings == H.SEQ
     bad = run_convert(run.root / "ref" / "checkpoints" / "0", tmp_path / "x", "--yarn-factor", "1")
     assert bad.returncode == 2 and "must be > 1" in bad.stderr and not (tmp_path / "x").exists()
+
+
+def test_per_batch_values_are_built_once_per_batch_not_once_per_layer():
+    """The document mask, cu_seqlens and RoPE tables: built by the first layer of a batch, reused by the others
+    (and by the recompute pass); a new batch, even with equal positions, gets its own."""
+    from pretrain.smollm3_nanotron import PerBatch, cu_seqlens_from_positions
+
+    cache, builds = PerBatch(), []
+    positions = torch.tensor([[0, 1, 2, 0, 1, 0]])
+
+    def build():
+        builds.append(1)
+        return cu_seqlens_from_positions(positions, True)
+
+    for _layer in range(4):
+        cu, max_len = cache.get(positions, "cu", build)
+    assert len(builds) == 1 and cu.tolist() == [0, 3, 5, 6] and max_len == 3
+    positions = positions.clone()  # the next batch
+    cache.get(positions, "cu", build)
+    assert len(builds) == 2
