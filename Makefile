@@ -17,7 +17,7 @@ NANOTRON_STAGES := pretrain-stage1 pretrain-stage2 pretrain-stage3 longctx-32k l
 STAGES := data synth prefs merge
 TRL_STAGES := midtrain sft apo
 
-.PHONY: help setup test test-fast lint golden golden-smoke smoke all report bench plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare eval-trajectory export-nanotron data-report
+.PHONY: help setup test test-fast lint golden golden-smoke smoke all status report bench plan check show clean $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval eval-compare eval-trajectory export-nanotron data-report
 
 help:
 	@echo "make smoke                 run the whole pipeline on the tiny recipe (CPU, minutes)"
@@ -31,6 +31,7 @@ help:
 	@echo "make <stage> RECIPE=... OVERRIDES='optimizer.lr=3e-4'   one stage: $(STAGES) $(TRL_STAGES) $(NANOTRON_STAGES) eval"
 	@echo "make pretrain-stage1 RECIPE=recipes/smollm3-3b LAUNCHER=slurm [DRY_RUN=1]   sbatch for the recipe's nodes"
 	@echo "make pretrain-stage1 ... RESUME=fresh|continue   after a recipe change: start over, or continue its checkpoint"
+	@echo "make all RECIPE=... LAUNCHER=slurm; make status   the pipeline as dependent Slurm jobs, and their state"
 	@echo "make data-report RECIPE=...   what each stage's mixture will draw from every source"
 	@echo "make export-nanotron STAGE=pretrain-stage1 RECIPE=...   the stage as a config for the authors' nanotron"
 	@echo "make eval MODEL=<HF folder> SUITE=tiny [DRY_RUN=1]   lighteval on one model; make eval-compare [RESULTS=...]"
@@ -69,9 +70,18 @@ golden-smoke: setup
 smoke: setup
 	$(MAKE) --no-print-directory all RECIPE=recipes/tiny
 
+# LAUNCHER=slurm: one Slurm job per incomplete stage, each after the jobs of its inputs (pipeline/jobs.py);
+# `make status` follows them. pipeline/local_slurm.sh start gives this machine a two-node cluster to try it on.
 all: setup
+ifeq ($(LAUNCHER),slurm)
+	$(PY) -m pipeline all $(RECIPE) $(OVERRIDES) --launcher slurm
+else
 	$(PY) -m pipeline all $(RECIPE) $(OVERRIDES)
 	$(PY) -m pipeline report $(RECIPE) $(OVERRIDES)
+endif
+
+status: setup
+	$(PY) -m pipeline status $(RECIPE) $(OVERRIDES)
 
 # Every benchmark under bench/ (a few minutes on 2 cores); rewrites bench/results.md (ratios, machine, date).
 bench: setup
@@ -91,7 +101,11 @@ show: setup
 	$(PY) -m recipes show $(RECIPE)/$(STAGE).yaml $(OVERRIDES)
 
 $(STAGES): setup
+ifeq ($(LAUNCHER),slurm)
+	$(PY) -m pipeline launch $(RECIPE)/$@.yaml $(OVERRIDES) --launcher slurm $(if $(DRY_RUN),--dry-run) $(RESUME_FLAG)
+else
 	$(PY) -m pipeline run $(RECIPE)/$@.yaml $(OVERRIDES) $(RESUME_FLAG)
+endif
 
 # Training stages. Nanotron stages (pretrain-*, longctx-*) run under torchrun (CPU + gloo for tiny); TRL stages
 # (midtrain, sft, apo) run in place on one process, through accelerate + DeepSpeed ZeRO-3 on several GPUs.

@@ -1,32 +1,25 @@
-"""The launchers: nanotron stages under torchrun, TRL stages under accelerate, locally or through Slurm.
+"""The launchers on this machine: nanotron stages under torchrun, TRL stages under accelerate (Slurm jobs:
+pipeline/slurm.py, which builds on the pieces here).
 
-Nanotron stages (pretraining, long context): locally, `torchrun --standalone --nproc_per_node <dp x tp x pp>`
-runs `python -m pipeline run <recipe>` in every rank (CPU with gloo for the tiny recipe, GPUs with NCCL
-otherwise). With `--launcher slurm` an sbatch script for the recipe's nodes x GPUs is written next to the
-stage's outputs and submitted (`--dry-run`: written only); each node runs torchrun with a c10d rendezvous on
-the first node, as the authors' `launch.slurm` did (48 nodes x 8 H100, CUDA_DEVICE_MAX_CONNECTIONS=1).
-
-Usage:
-  python -m pipeline launch recipes/tiny/pretrain-stage1.yaml [key=value ...]
-  python -m pipeline launch recipes/smollm3-3b/pretrain-stage1.yaml --launcher slurm --dry-run
+Nanotron stages (pretraining, long context): `torchrun --standalone --nproc_per_node <dp x tp x pp>` runs
+`python -m pipeline run <recipe>` in every rank (CPU with gloo for the tiny recipe, GPUs with NCCL otherwise),
+after the launcher's checks (pretrain.train_checks.prepare) in this process.
 
 TRL stages (mid-training, SFT, APO): accelerate, DeepSpeed ZeRO-3 on GPUs, as the authors did
 (huggingface/alignment-handbook `recipes/accelerate_configs/zero3.yaml` @ 925acdf: bf16, `zero3_init_flag: true`,
-8 processes per node), locally or through an sbatch script for the recipe's `resources.nodes`.
-
+8 processes per node):
 - one process (the tiny recipe on a CPU): the stage runs in this process, no accelerate;
-- several GPUs on one machine: `accelerate launch --config_file runs/<run>/<stage>/accelerate.yaml -m
-  pipeline run <recipe>`;
-- `--launcher slurm`: the same config and an sbatch script that starts `accelerate launch` once per node
-  (`--machine_rank $SLURM_PROCID`, the first node as main process); `--dry-run` writes and prints both.
+- several processes: `accelerate launch --config_file runs/<run>/<stage>/accelerate.yaml -m pipeline run
+  <recipe>` (on a CPU cluster, plain data parallelism over gloo: see accelerate_config).
 
-Usage (TRL): python -m pipeline launch recipes/smollm3-3b/midtrain.yaml --launcher slurm --dry-run
+Usage:
+  python -m pipeline launch recipes/tiny/pretrain-stage1.yaml [key=value ...]
+  python -m pipeline launch recipes/tiny/midtrain.yaml resources.gpus_per_node=2
 """
 from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,12 +27,12 @@ from pathlib import Path
 import yaml
 
 from pipeline.kinds import TRL_KINDS, stage_module
-from pretrain.train_checks import VERIFIED_ENV, check_supported
+from pretrain.train_checks import VERIFIED_ENV
 from pretrain.train_checks import prepare as prepare_stage
 from recipes.derive import derived
 from recipes.loader import RecipeError, display
 from recipes.schema import NanotronStage
-from rundir import REPO, set_aside, stage_dir
+from rundir import set_aside, stage_dir
 
 
 def stage_args(recipe_path, overrides, resume: str = "refuse") -> list[str]:
@@ -67,81 +60,13 @@ def _nanotron_stage(r, recipe_path) -> NanotronStage:
     return r
 
 
-def sbatch_header(r, nodes: int, gpus_per_node: int) -> list[str]:
-    """The #SBATCH lines of a stage's job (one task per node; logs in the stage directory)."""
-    c = r.cluster
-    lines = ["#!/bin/bash",
-             f"#SBATCH --job-name={r.name}-{r.stage}",
-             f"#SBATCH --nodes={nodes}",
-             "#SBATCH --ntasks-per-node=1",
-             f"#SBATCH --gpus-per-node={gpus_per_node}",
-             f"#SBATCH --cpus-per-task={c.cpus_per_task}",
-             f"#SBATCH --time={c.time_limit}",
-             "#SBATCH --exclusive",
-             f"#SBATCH --output={stage_dir(r.run, r.stage).resolve()}/slurm-%j.out"]
-    if c.partition:
-        lines.append(f"#SBATCH --partition={c.partition}")
-    if c.qos:
-        lines.append(f"#SBATCH --qos={c.qos}")
-    return lines
-
-
-def sbatch_script(r: NanotronStage, recipe_path, overrides, resume: str = "refuse") -> str:
-    d = derived(r)
-    gpn = min(r.cluster.gpus_per_node, d.gpus)
-    if d.gpus % gpn:
-        raise RecipeError(display(recipe_path), "parallelism", f"dp x tp x pp x cp ({d.gpus}) must be a "
-                          f"multiple of cluster.gpus_per_node ({r.cluster.gpus_per_node}) to fill whole nodes")
-    lines = sbatch_header(r, d.nodes, gpn)
-    py = shlex.quote(str(Path(sys.executable)))
-    run = " ".join(shlex.quote(a) for a in stage_args(recipe_path, overrides, resume))
-    prep = " ".join(shlex.quote(a) for a in [str(recipe_path), *overrides, *(["--continue"] if resume == "continue"
-                                                                             else [])])
-    lines += ["",
-              f"# {r.stage} of {r.name}: dp {r.parallelism.dp} x tp {r.parallelism.tp} x pp {r.parallelism.pp} "
-              f"x cp {r.parallelism.cp} = {d.gpus} GPUs on {d.nodes} nodes",
-              "set -euo pipefail",
-              f"cd {shlex.quote(str(REPO))}",
-              "export CUDA_DEVICE_MAX_CONNECTIONS=1",
-              'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-              "export MASTER_PORT=${MASTER_PORT:-29500}",
-              "export OMP_NUM_THREADS=1",
-              "# the launcher's checks (inputs, checkpoints, resume rule) once, before any rank starts",
-              f"{py} -m pipeline prepare {prep}",
-              f"export {VERIFIED_ENV}=1",
-              f"srun --kill-on-bad-exit=1 {py} -m torch.distributed.run \\",
-              f'  --nnodes "$SLURM_NNODES" --nproc_per_node {gpn} \\',
-              '  --rdzv_id "$SLURM_JOB_ID" --rdzv_backend c10d --rdzv_endpoint "$MASTER_ADDR:$MASTER_PORT" \\',
-              "  --max_restarts 0 \\",
-              f"  {run}", ""]
-    return "\n".join(lines)
-
-
-def launch(r, recipe_path, overrides=(), launcher: str = "local", dry_run: bool = False,
-           resume: str = "refuse") -> int:
+def launch(r, recipe_path, overrides=(), dry_run: bool = False, resume: str = "refuse") -> int:
     """Start a stage the runner resolved (`r`, from `recipe_path` + `overrides`, which its processes resolve
-    again). A nanotron stage: locally under torchrun, after every check of pretrain.train_checks in this
-    process; with Slurm, an sbatch script whose first step runs those checks (the inputs may come from jobs
-    still queued when it is submitted). A TRL stage: launch_trl."""
+    again) on this machine. A nanotron stage: under torchrun, after every check of pretrain.train_checks in this
+    process. A TRL stage: launch_trl. (Slurm: pipeline/slurm.py.)"""
     if r.kind in TRL_KINDS:
-        return launch_trl(r, recipe_path, overrides, launcher=launcher, dry_run=dry_run, resume=resume)
+        return launch_trl(r, recipe_path, overrides, dry_run=dry_run, resume=resume)
     r = _nanotron_stage(r, recipe_path)
-    if launcher == "slurm":
-        if not dry_run:
-            check_supported(r)
-            if resume == "fresh":  # set the old directory aside now: the job writes its logs into the new one
-                prepare_stage(r, "fresh")
-        script = sbatch_script(r, recipe_path, overrides, "refuse" if resume == "fresh" else resume)
-        path = stage_dir(r.run, r.stage) / "launch.sbatch"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(script)
-        print(f"wrote {path} ({derived(r).nodes} nodes x {min(r.cluster.gpus_per_node, derived(r).gpus)} GPUs)")
-        if dry_run:
-            return 0
-        if shutil.which("sbatch") is None:
-            print(f"{path}: sbatch not found on this machine (use --dry-run to only write the script)", file=sys.stderr)
-            return 2
-        return subprocess.call(["sbatch", str(path)])
     cmd = torchrun_command(r, recipe_path, overrides, resume)
     if not dry_run:
         prepare_stage(r, resume)
@@ -196,28 +121,10 @@ def accelerate_args(config: Path, recipe_path, overrides, resume: str) -> list[s
     return ["--config_file", str(config), "-m", "pipeline", "run", str(recipe_path), *overrides, *flag]
 
 
-def trl_sbatch_script(r, config: Path, recipe_path, overrides, resume: str) -> str:
+def launch_trl(r, recipe_path, overrides, *, dry_run: bool, resume: str) -> int:
+    """Start a TRL stage on this machine: one process runs in place; several run under `accelerate launch`."""
     d = derived(r)
-    gpn = d.gpus // d.nodes
-    py = shlex.quote(str(Path(sys.executable)))
-    args = " ".join(shlex.quote(a) for a in accelerate_args(config, recipe_path, overrides, resume))
-    return "\n".join(sbatch_header(r, d.nodes, gpn) + [
-        "",
-        f"# {r.stage} of {r.name}: {d.nodes} nodes x {gpn} GPUs, DeepSpeed ZeRO-3 (accelerate)",
-        "set -euo pipefail",
-        f"cd {shlex.quote(str(REPO))}",
-        'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-        "export MASTER_PORT=${MASTER_PORT:-29500}",
-        f"srun --kill-on-bad-exit=1 bash -c '{py} -m accelerate.commands.launch \\",
-        f"  --num_machines {d.nodes} --num_processes {d.gpus} --machine_rank $SLURM_PROCID \\",
-        "  --main_process_ip $MASTER_ADDR --main_process_port $MASTER_PORT \\",
-        f"  {args}'", ""])
-
-
-def launch_trl(r, recipe_path, overrides, *, launcher: str, dry_run: bool, resume: str) -> int:
-    """Start a TRL stage (see the module doc)."""
-    d = derived(r)
-    if launcher == "local" and d.gpus == 1:
+    if d.gpus == 1:
         if dry_run:
             print(f"{r.stage}: one process, run in place: python -m pipeline run {recipe_path}")
             return 0
@@ -229,17 +136,6 @@ def launch_trl(r, recipe_path, overrides, *, launcher: str, dry_run: bool, resum
     config = write_config(r).resolve()
     what = "CPU processes, gloo" if r.cluster.gpu == "cpu" else "GPUs, DeepSpeed ZeRO-3"
     print(f"wrote {config} ({d.nodes} nodes x {d.gpus // d.nodes} {what})")
-    if launcher == "slurm":
-        path = stage_dir(r.run, r.stage) / "launch.sbatch"
-        path.write_text(trl_sbatch_script(r, config, recipe_path, overrides, resume))
-        print(f"wrote {path}")
-        if dry_run:
-            print(config.read_text() + "\n" + path.read_text(), end="")
-            return 0
-        if shutil.which("sbatch") is None:
-            print(f"{path}: sbatch not found on this machine (use --dry-run to only write the script)", file=sys.stderr)
-            return 2
-        return subprocess.call(["sbatch", str(path)])
     cmd = [str(Path(sys.executable)), "-m", "accelerate.commands.launch",
            *accelerate_args(config, recipe_path, overrides, resume)]
     print(" ".join(shlex.quote(c) for c in cmd), flush=True)

@@ -55,8 +55,10 @@ def init_checkpoint(r: NanotronStage) -> Path:
     return stage_dir(r.run, r.stage) / "init_nanotron"
 
 
-def check_supported(r: NanotronStage) -> None:
-    """Recipe values this repository's nanotron 0.4 path cannot apply, refused before anything is written."""
+def check_supported(r: NanotronStage, on_this_machine: bool = True) -> None:
+    """Recipe values this repository's nanotron 0.4 path cannot apply, refused before anything is written.
+    `on_this_machine=False` (a Slurm submission from a login node): what the machine has (CUDA, flash-attn) is
+    left to the job's own checks on its nodes."""
     import torch
 
     from pretrain.smollm3_nanotron import NO_WEIGHT_DECAY_PATTERNS
@@ -74,13 +76,13 @@ def check_supported(r: NanotronStage) -> None:
     if r.model.attn_implementation == "llama3_ring_attention":
         refuse("model.attn_implementation", "nanotron 0.4 has no ring attention: set flash_attention_2 (CUDA) or "
                "sdpa, or export the stage for the authors' nanotron (got llama3_ring_attention)")
-    if r.model.attn_implementation == "flash_attention_2" and not flash_attention_available(cuda):
+    if on_this_machine and r.model.attn_implementation == "flash_attention_2" and not flash_attention_available(cuda):
         refuse("model.attn_implementation", "flash_attention_2 needs a CUDA GPU and the flash-attn package "
                "(requirements-gpu.txt): set sdpa on this machine (got flash_attention_2)")
     if r.model.attn_implementation == "flash_attention_2" and r.model.dtype != "bfloat16":
         refuse("model.attn_implementation", f"flash_attention_2 runs in bfloat16 only: set model.dtype=bfloat16 "
                f"or model.attn_implementation=sdpa (got dtype {r.model.dtype})")
-    if r.parallelism.tp_linear_async_communication and not cuda:
+    if on_this_machine and r.parallelism.tp_linear_async_communication and not cuda:
         refuse("parallelism.tp_linear_async_communication", "overlaps tensor-parallel communication on CUDA "
                "streams only: set false on a machine without CUDA (got true)")
     if r.lr_schedule.decay_style not in ("linear", "cosine"):

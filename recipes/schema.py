@@ -108,9 +108,13 @@ class Cluster(Strict):
     peak_tflops: PosFloat  # dense bf16 peak of one GPU, for the planner
     gpu_memory_gb: PosFloat
     partition: Optional[str] = None
+    account: Optional[str] = None
     qos: Optional[str] = None
+    constraint: Optional[str] = None  # sbatch --constraint (node features)
     time_limit: str = "72:00:00"
     cpus_per_task: Pos = 96
+    # further #SBATCH lines, e.g. "--mail-type=FAIL": one option each, on one line
+    sbatch_extra: list[Annotated[str, Field(pattern=r"^--[A-Za-z][^\n\r]*$")]] = []
 
 
 RunName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]

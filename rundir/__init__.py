@@ -1,6 +1,7 @@
 """Run directories and their manifests: every stage directory explains itself.
 
-`runs/<recipe name>/<stage>/manifest.json` holds the stage name, the resolved recipe and its sha256, the
+`runs/<recipe name>/<stage>/manifest.json` holds the stage name, the resolved recipe and its sha256 (less the
+cluster section: recipe_sha256), the
 git commit (and whether the tree was dirty), the inputs it consumed (paths and the sha256 of their
 manifests), its outputs, start and end time, status (running / completed / failed) and headline metrics.
 A stage whose manifest says "completed" with the same recipe hash and inputs is skipped on the next call.
@@ -59,6 +60,12 @@ def recipe_json(recipe) -> dict:
 
 def sha256_json(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def recipe_sha256(recipe) -> str:
+    """The identity a completed stage is skipped by: the resolved recipe less its `cluster` section (where and
+    how a stage is scheduled, locally or on Slurm, does not change what it computes)."""
+    return sha256_json({k: v for k, v in recipe_json(recipe).items() if k != "cluster"})
 
 
 def set_aside(sdir: Path) -> Optional[Path]:
@@ -167,7 +174,7 @@ class StageRun:
         self.recipe = recipe
         self.dir = Path(directory) if directory else stage_dir(recipe.run, recipe.stage)
         self.inputs = [input_record(p) for p in inputs]
-        self.recipe_sha = sha256_json(recipe_json(recipe))
+        self.recipe_sha = recipe_sha256(recipe)
         self.outputs: list[str] = []
         self.metrics: dict = {}
         self.skip = False

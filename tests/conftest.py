@@ -99,6 +99,22 @@ def apo_runs(smoke):
     return smoke["runs"]
 
 
+@pytest.fixture(scope="session")
+def slurm():
+    """The local two-node Slurm cluster (pipeline/local_slurm.sh): the one .ci/run started, else started here and
+    stopped when the session ends. Its SLURM_CONF is set for the tests' processes."""
+    script = str(REPO / "pipeline" / "local_slurm.sh")
+    conf = os.environ.get("SLURM_CONF") or "/tmp/smollm3-slurm/slurm.conf"
+    os.environ["SLURM_CONF"] = conf
+    running = Path(conf).is_file() and subprocess.run([script, "check"], capture_output=True, timeout=120).returncode == 0
+    if not running:
+        started = subprocess.run([script, "start"], capture_output=True, text=True, timeout=600)
+        assert started.returncode == 0, started.stdout + started.stderr
+    yield conf
+    if not running:
+        subprocess.run([script, "stop"], capture_output=True, timeout=120)
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """The eval fixture datasets (tests/fixtures/eval_datasets/) in Hub layout; a `datasets` cache of the test

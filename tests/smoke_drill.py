@@ -27,7 +27,9 @@ ABS_TOL = 2e-3  # losses and log-probabilities (the resumed TRL stages match the
 # Every stage's metrics are compared, except keys that describe the machine or this call rather than the result:
 # timings, how many answers a resumed generation reused, and the Trainer's `train_loss` (transformers averages
 # the losses of the last call only over every step, so a resumed stage reports a smaller one).
-MACHINE_WORDS = {"seconds", "second", "runtime", "wall", "time", "eta", "flos", "throughput", "generated", "reused"}
+# plus "processes": how many processes ran a stage is its layout (a Slurm run may use another), not a result
+MACHINE_WORDS = {"seconds", "second", "runtime", "wall", "time", "eta", "flos", "throughput", "generated", "reused",
+                 "processes"}
 CALL_KEYS = {"train_loss"}
 RUN = ["pipeline", "all", "recipes/tiny"]
 

@@ -25,8 +25,16 @@ def test_slurm_dry_run_prints_the_accelerate_and_sbatch_launch(tmp_path):
     assert config in out.stdout and script in out.stdout  # printed, and written for sbatch
     assert yaml.safe_load(config)["deepspeed_config"]["zero_stage"] == 3
     assert "#SBATCH --nodes=8" in script and "#SBATCH --gpus-per-node=8" in script
-    assert f"--config_file {sdir / 'accelerate.yaml'}" in script and f"-m pipeline run {MID}" in script
-    assert "--machine_rank $SLURM_PROCID" in script and "--num_processes 64" in script
+    assert f"-m pipeline accelerate-node {sdir.resolve() / 'accelerate.yaml'} {MID}" in script
+    from accelerate.commands.launch import launch_command_parser
+
+    from pipeline.slurm import accelerate_node_command
+
+    env = {"SLURM_NNODES": "8", "SLURM_NODEID": "3", "MASTER_ADDR": "node-0", "MASTER_PORT": "29500"}
+    cmd = accelerate_node_command(sdir / "accelerate.yaml", MID, ["lr=1e-5"], "refuse", env)
+    args = launch_command_parser().parse_args(cmd[3:])  # after `python -m accelerate.commands.launch`
+    assert (args.num_machines, args.num_processes, args.machine_rank) == (8, 64, 3)
+    assert args.main_process_ip == "node-0" and args.training_script_args == ["run", str(MID), "lr=1e-5"]
 
 
 def test_accelerate_parses_the_launch_arguments(tmp_path):
