@@ -63,7 +63,8 @@ def trl_kwargs(r, *, cuda: bool, output_dir: str) -> dict:
     # every step's loss goes to losses.jsonl; progress is printed by trl_stage
     kw.update(gradient_accumulation_steps=derived(r).grad_accum, output_dir=output_dir,
               max_steps=r.max_steps if r.max_steps is not None else -1, use_cpu=not cuda,
-              report_to=list(r.report_to) or "none", logging_steps=1, disable_tqdm=True)
+              report_to=list(r.report_to) or "none", logging_steps=1, disable_tqdm=True,
+              log_on_each_node=False)  # on several nodes, transformers' own log lines from the main process only
     if r.lr_scheduler_type == "cosine_with_min_lr":
         kw["lr_scheduler_kwargs"] = {"min_lr_rate": r.min_lr_rate}
     elif r.min_lr_rate:

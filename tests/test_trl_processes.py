@@ -3,10 +3,11 @@ gpus_per_node=2` asks of the tiny recipe): only the main process writes, so ther
 folder, one losses.jsonl line per step and one set of progress lines; every checkpoint is marked COMPLETE only
 once both ranks wrote their files; the held-out figures match the one-process run of the same recipe.
 
-Tolerances: held-out loss before training 0.01 (the same weights and examples; the two ranks each score a half
-and the evaluation loop pads the last batch of a rank by repeating examples, so the mean differs slightly), after
-training 0.05 (the global batch is the same, 2 ranks x 4 against 1 x 4 x accumulation 2, but the distributed
-sampler orders the examples differently; the 8 steps lower the loss by 0.38 in both)."""
+Tolerances: held-out loss before training 0.05 (the same weights and examples, but transformers averages the
+per-batch mean losses, and the packed held-out rows, of unequal token counts, are batched differently on two
+ranks, the last batch of a rank padded with repeated rows: measured 0.004 on this test's model, 0.021 on the
+smoke run's), after training 0.1 (the global batch is the same, 2 ranks x 4 against 1 x 4 x accumulation 2, but
+the distributed sampler orders the examples differently: measured 0.017; the 8 steps lower the loss by 0.38)."""
 import json
 import os
 import shutil
@@ -48,6 +49,6 @@ def test_midtrain_on_two_processes_writes_once_and_matches_one_process(midtrain_
     one = json.loads((midtrain_runs / "tiny" / "midtrain" / "manifest.json").read_text())["metrics"]
     two = m["metrics"]
     assert one["processes"] == 1
-    assert abs(two["heldout_loss_before"] - one["heldout_loss_before"]) < 0.01, (one, two)
-    assert abs(two["heldout_loss_after"] - one["heldout_loss_after"]) < 0.05, (one, two)
+    assert abs(two["heldout_loss_before"] - one["heldout_loss_before"]) < 0.05, (one, two)
+    assert abs(two["heldout_loss_after"] - one["heldout_loss_after"]) < 0.1, (one, two)
     assert two["heldout_loss_after"] < two["heldout_loss_before"] - 0.2
