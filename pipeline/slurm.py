@@ -143,7 +143,7 @@ def sbatch(script: Path, after: list = ()) -> str:
 def write_script(r, recipe_path, overrides=(), resume: str = "refuse", check: bool = True) -> Path:
     """Write the stage's accelerate config (multi-process TRL stages) and sbatch script; the script's path.
     `check`: refuse first what nanotron 0.4 cannot run (a dry run only shows the script)."""
-    if check and r.kind in NANOTRON_KINDS:  # what the nodes have (CUDA, flash-attn): checked by the job itself (prepare)
+    if check and r.kind in NANOTRON_KINDS:  # what the nodes have (CUDA, flash-attn): the job checks (prepare)
         check_supported(r, on_this_machine=False)
     script = stage_script(r, recipe_path, overrides, resume)
     sdir = stage_dir(r.run, r.stage)

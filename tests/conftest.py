@@ -106,7 +106,8 @@ def slurm():
     script = str(REPO / "pipeline" / "local_slurm.sh")
     conf = os.environ.get("SLURM_CONF") or "/tmp/smollm3-slurm/slurm.conf"
     os.environ["SLURM_CONF"] = conf
-    running = Path(conf).is_file() and subprocess.run([script, "check"], capture_output=True, timeout=120).returncode == 0
+    running = Path(conf).is_file() and subprocess.run([script, "check"], capture_output=True,
+                                                      timeout=120).returncode == 0
     if not running:
         started = subprocess.run([script, "start"], capture_output=True, text=True, timeout=600)
         assert started.returncode == 0, started.stdout + started.stderr
