@@ -3,7 +3,8 @@
 - an override with spaces, braces, quotes, `=`, `$` and backticks reaches the stage in its job unchanged (read
   back from the resolved recipe the job's manifest recorded);
 - the pipeline as a job graph on a completed tiny run whose last two stages are missing: only merge and eval
-  are submitted, eval after merge; merge fails (its input model set aside): one line in its slurm-<job>.out,
+  are submitted, eval after merge; merge fails (the APO checkpoints it soups set aside): one line in its
+  slurm-<job>.out,
   eval stays pending with Slurm's reason, `python -m pipeline status` shows both; the input restored, the same
   command cancels the stale eval job (saying so), submits merge and eval again, and both complete.
 """
@@ -57,9 +58,10 @@ def test_an_override_reaches_the_stage_in_its_job_unchanged(slurm, tmp_path):
 def test_the_job_graph_submits_what_is_missing_and_a_failure_holds_its_dependents(slurm, smoke, tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(smoke["runs"] / "tiny", runs / "tiny", symlinks=True,
-                    ignore=lambda d, names: [n for n in names if n in ("merge", "eval")] if d.endswith("tiny") else [])
-    apo_hf, away = runs / "tiny/apo/hf", runs / "tiny/apo/hf.away"
-    apo_hf.rename(away)  # merge's input: gone, so merge fails
+                    ignore=lambda d, names: [n for n in names if n in ("merge", "eval", "slurm_jobs.json")]
+                    if d.endswith("tiny") else [])
+    soup, away = runs / "tiny/apo/checkpoints", runs / "tiny/apo/checkpoints.away"
+    soup.rename(away)  # what merge soups: gone, so merge fails
     out = cli("all", "recipes/tiny", "--launcher", "slurm", runs=runs)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -78,7 +80,7 @@ def test_the_job_graph_submits_what_is_missing_and_a_failure_holds_its_dependent
     assert f"merge            {ids['merge']:>8}  FAILED" in shown
     assert "PENDING (DependencyNeverSatisfied)" in shown and "completed" in shown
 
-    away.rename(apo_hf)
+    away.rename(soup)
     again = cli("all", "recipes/tiny", "--launcher", "slurm", runs=runs)
     assert again.returncode == 0, again.stderr
     assert f"eval: cancelled job {ids['eval']} (DependencyNeverSatisfied" in again.stdout
