@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import pretrain.nanotron_compat  # noqa: F401,E402
 
 # isort: split
 import torch  # noqa: E402
+from rounds import report  # noqa: E402  (bench/rounds.py, beside this script)
 
 from pretrain.data.mixture import MixtureSampler  # noqa: E402
 from pretrain.dataloader import micro_batch  # noqa: E402
@@ -141,16 +141,7 @@ def main() -> int:
     tokens = batch["input_ids"].numel()
     print(f"batch: {tuple(batch['input_ids'].shape)} = {tokens} tokens, {args.threads} threads, {args.repeats} "
           f"rounds of {args.block} + {args.block} interleaved steps after {args.warmup} warm-up")
-    ratios = []
-    for r, (hf, nt) in enumerate(rounds, 1):
-        ratios.append(statistics.median(nt) / statistics.median(hf))
-        print(f"round {r}: transformers + AdamW {statistics.median(hf) * 1e3:6.1f} ms, nanotron (this repo) "
-              f"{statistics.median(nt) * 1e3:6.1f} ms CPU per step: {ratios[-1]:.2f}")
-    hf_all, nt_all = [t for h, _ in rounds for t in h], [t for _, n in rounds for t in n]
-    print(f"transformers + AdamW : {statistics.median(hf_all) * 1e3:8.1f} ms CPU per step (median)")
-    print(f"nanotron (this repo) : {statistics.median(nt_all) * 1e3:8.1f} ms CPU per step (median)")
-    print(f"ratio nanotron / transformers, median of {len(ratios)} rounds: {statistics.median(ratios):.2f} "
-          f"(spread {min(ratios):.2f}-{max(ratios):.2f}; target <= 1.0)")
+    report(rounds, ("transformers + AdamW", "nanotron (this repo)"), 1.0, "nanotron / transformers")
     return 0
 
 

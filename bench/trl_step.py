@@ -163,16 +163,10 @@ def main() -> int:
     tokens = batches[0]["input_ids"].numel()
     print(f"batch: {tuple(batches[0]['input_ids'].shape)} = {tokens} packed tokens, {args.threads} threads, "
           f"{args.repeats} rounds of {args.block} + {args.block} interleaved steps after {args.warmup} warm-up")
-    ratios = []
-    for r, (plain, trl) in enumerate(rounds, 1):
-        ratios.append(statistics.median(trl) / statistics.median(plain))
-        print(f"round {r}: transformers + AdamW {statistics.median(plain) * 1e3:6.1f} ms, TRL SFTTrainer "
-              f"{statistics.median(trl) * 1e3:6.1f} ms CPU per step: {ratios[-1]:.2f}")
+    from rounds import report  # bench/rounds.py, beside this script
+
+    report(rounds, ("transformers + AdamW", "TRL SFTTrainer"), 1.2, "TRL / plain")
     trl = statistics.median(trl_times)
-    print(f"transformers + AdamW : {statistics.median([t for p, _ in rounds for t in p]) * 1e3:8.1f} ms CPU per step")
-    print(f"TRL SFTTrainer       : {trl * 1e3:8.1f} ms CPU per step")
-    print(f"ratio TRL / plain, median of {len(ratios)} rounds: {statistics.median(ratios):.2f} "
-          f"(spread {min(ratios):.2f}-{max(ratios):.2f}; target <= 1.2)")
     print("loss-head breakdown (one sequential run each, after the interleaved rounds):")
     print(f"  transformers + AdamW                                : {plain_seq * 1e3:8.1f} ms")
     print(f"  + TRL's fused LM head (log-probs, is_top1)          : {fused_bare * 1e3:8.1f} ms")

@@ -78,13 +78,18 @@ def jobs_file(run: str) -> Path:
     return runs_root() / run / "slurm_jobs.json"
 
 
+def known_jobs(run: str) -> dict:
+    """{stage: job id} of the run's latest submissions (runs/<run>/slurm_jobs.json)."""
+    path = jobs_file(run)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def submit_pipeline(directory, overrides=()) -> int:
     """Submit the recipe's incomplete stages as dependent jobs (see the module doc)."""
     directory = Path(directory)
     recipes = load_recipe(directory, overrides)  # everything validated before anything is submitted
     run = next(iter(recipes.values())).run
-    path = jobs_file(run)
-    known = json.loads(path.read_text()) if path.is_file() else {}
+    path, known = jobs_file(run), known_jobs(run)
     ids, submitted = {}, set()
     for name, r in recipes.items():
         deps = upstream(name, recipes)
@@ -116,9 +121,7 @@ def submit_pipeline(directory, overrides=()) -> int:
 def status(directory, overrides=()) -> int:
     """Print each stage's job, Slurm state (and reason) and manifest status."""
     recipes = load_recipe(directory, overrides)
-    run = next(iter(recipes.values())).run
-    path = jobs_file(run)
-    known = json.loads(path.read_text()) if path.is_file() else {}
+    known = known_jobs(next(iter(recipes.values())).run)
     print(f"{'stage':<16} {'job':>8}  {'slurm state':<28} manifest")
     for name, r in recipes.items():
         job = known.get(name)
