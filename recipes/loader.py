@@ -9,7 +9,8 @@ A recipe is a directory (`recipes/smollm3-3b/`, `recipes/tiny/`) with
 
 The layers of stage S in recipe D, merged in this order (later wins; mappings merge, lists replace):
   for each recipe from the root ancestor down to D: its base.yaml, the fragments S extends, S.yaml;
-  then the command-line overrides. A child recipe thus applies on top of its parent's resolved stage.
+  then the command-line overrides (`key=value` for every stage, `<stage>:key=value` for one). A child recipe
+  thus applies on top of its parent's resolved stage.
 Every leaf remembers the file that set it, so an error names the file to fix:
 `recipes/tiny/base.yaml: model.hidden_size: must be ...`.
 """
@@ -152,6 +153,27 @@ def stage_layers(chain: list[Path], stage: str) -> list[Path]:
     return files
 
 
+def for_stage(overrides, stage: str) -> list[str]:
+    """The overrides that apply to `stage`: `key.path=value` applies to every stage, `<stage>:key.path=value`
+    to that stage only (`make all OVERRIDES="data:executor.kind=slurm midtrain:resources.gpus_per_node=2"`:
+    a field only some stages have). A prefix that names no pipeline stage is refused."""
+    from recipes.derive import PIPELINE
+
+    out = []
+    for text in overrides:
+        key = text.split("=", 1)[0]
+        if ":" not in key:
+            out.append(text)
+            continue
+        prefix, rest = key.split(":", 1)
+        if prefix not in PIPELINE or not rest:
+            raise RecipeError("<command line>", text, f"an override for one stage looks like <stage>:key.path=value "
+                                                      f"(stages: {', '.join(PIPELINE)})")
+        if prefix == stage:
+            out.append(text[len(prefix) + 1:])
+    return out
+
+
 def parse_override(text: str) -> tuple[tuple, Any]:
     if "=" not in text or text.startswith("="):
         raise RecipeError("<command line>", text, "override must look like key.path=value")
@@ -228,7 +250,7 @@ def load_stage(path: str | Path, overrides: list[str] = ()):
         layers.add(read_yaml(f), display(f))
     layers.add({"stage": stage}, display(path))
     parsed = {}
-    for text in overrides:
+    for text in for_stage(overrides, stage):
         key, value = parse_override(text)
         parsed[key] = text.split("=", 1)[1]
         try:

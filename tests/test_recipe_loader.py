@@ -75,6 +75,26 @@ def test_override_types():
     assert parse_override("a.b=text") == (("a", "b"), "text")
 
 
+def test_a_stage_scoped_override_changes_that_stage_only(tiny):
+    """`data:executor.kind=slurm` reaches the data stage and no other (the others have no `executor`, and would
+    refuse it); a plain override reaches every stage."""
+    got = load_recipe(TINY, ["data:executor.kind=slurm", "midtrain:resources.gpus_per_node=2", "seed=7"])
+    assert got["data"].executor.kind == "slurm" and tiny["data"].executor.kind == "local"
+    assert got["midtrain"].resources.gpus_per_node == 2 and got["sft"].resources.gpus_per_node == 1
+    assert {r.seed for r in got.values()} == {7}
+    rest = [s for s in PIPELINE if s not in ("data", "midtrain")]
+    assert all(got[s].model_dump() == tiny[s].model_dump() | {"seed": 7} for s in rest)
+    assert load_stage(TINY / "sft.yaml", ["midtrain:resources.gpus_per_node=2"]).resources.gpus_per_node == 1
+
+
+@pytest.mark.parametrize("override", ["datta:executor.kind=slurm", "data:=1"])
+def test_a_stage_scoped_override_naming_no_stage_is_one_line(override):
+    out = run_cli("recipes", "check", TINY, override)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"<command line>: {override}: an override for one stage looks like <stage>:key.path=value (stages: "
+        + ", ".join(PIPELINE) + ")"], out.stderr
+
+
 def test_layers_merge_maps_and_replace_lists_with_provenance():
     layers = Layers()
     layers.add({"model": {"a": 1, "b": [1, 2]}, "x": 1}, "base.yaml")
