@@ -7,8 +7,10 @@ datasets, ...; a nanotron stage also reads the data stage). A stage is complete 
 completed under the same recipe; a stage downstream of a submitted one is submitted too (its job skips itself
 when it turns out up to date). A stage whose job is still pending or running is not submitted again: the new
 jobs wait for it. When a job fails, Slurm keeps its dependents pending (reason DependencyNeverSatisfied); the
-next `make all LAUNCHER=slurm` cancels those stale jobs, saying so, and submits what did not complete (the
-training stages resume their checkpoints). The job ids go to runs/<run>/slurm_jobs.json.
+next `make all LAUNCHER=slurm` cancels those stale jobs, and the pending jobs downstream of a stage it submits
+again, saying so, and submits what did not complete (the training stages resume their checkpoints). The job
+ids go to runs/<run>/slurm_jobs.json. A data stage with `executor.kind: slurm` submits datatrove's own jobs from
+here first; its job runs after them (pipeline/slurm.py).
 
 `python -m pipeline status RECIPE` (`make status`): each stage's job, its Slurm state and reason, and its
 manifest status.
@@ -24,7 +26,7 @@ import subprocess
 from pathlib import Path
 
 from pipeline.kinds import NANOTRON_KINDS
-from pipeline.slurm import sbatch, write_script
+from pipeline.slurm import datatrove_jobs, sbatch, write_script
 from recipes.loader import load_recipe
 from rundir import read_manifest, recipe_json, recipe_sha256, runs_root, stage_dir, write_json_atomic
 
@@ -95,25 +97,29 @@ def submit_pipeline(directory, overrides=()) -> int:
         deps = upstream(name, recipes)
         old = known.get(name)
         state, reason = job_state(old) if old else ("", "")
-        if state in ACTIVE and reason != "DependencyNeverSatisfied":
+        resubmitted = [d for d in deps if d in submitted]
+        if state in ACTIVE and reason != "DependencyNeverSatisfied" and not resubmitted:
             ids[name] = old
             print(f"[slurm] {name}: job {old} is {state.lower()}: kept", flush=True)
             continue
-        if state in ACTIVE:
+        if state in ACTIVE:  # it waits for a job that failed, or for one replaced just now: it never starts
             subprocess.run(["scancel", str(old)], check=False)
-            print(f"[slurm] {name}: cancelled job {old} ({reason}: an input's job failed)", flush=True)
+            why = (f"{reason}: an input's job failed" if reason == "DependencyNeverSatisfied"
+                   else f"it waited for the job of {', '.join(resubmitted)}, submitted again")
+            print(f"[slurm] {name}: cancelled job {old} ({why})", flush=True)
         if complete(r) and not any(d in submitted for d in deps):
             print(f"[slurm] {name}: complete, not submitted", flush=True)
             continue
-        after = [ids[d] for d in deps if d in ids]
         script = write_script(r, directory / f"{name}.yaml", overrides)
-        ids[name] = sbatch(script, after)
+        datatrove = datatrove_jobs(r)
+        after = [f"{d} ({ids[d]})" for d in deps if d in ids] + ([f"datatrove's {len(datatrove)} jobs"]
+                                                                  if datatrove else [])
+        ids[name] = sbatch(script, [ids[d] for d in deps if d in ids] + datatrove)
         submitted.add(name)
         known[name] = ids[name]
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, known)
-        print(f"[slurm] {name}: job {ids[name]}" + (f" after {', '.join(f'{d} ({ids[d]})' for d in deps if d in ids)}"
-                                                    if after else ""), flush=True)
+        print(f"[slurm] {name}: job {ids[name]}" + (f" after {', '.join(after)}" if after else ""), flush=True)
     print(f"[slurm] {len(submitted)} job(s) submitted; follow them with: python -m pipeline status {directory}")
     return 0
 

@@ -5,10 +5,12 @@
 # missing (apt-get, as root). Everything the cluster writes lives under $SMOLLM3_SLURM_DIR
 # (default /tmp/smollm3-slurm); `stop` kills the daemons it started and leaves that folder for inspection.
 #
-# Usage: pipeline/local_slurm.sh install|start|check|status|stop
-#   start   writes slurm.conf, starts munged, slurmctld, slurmd n1 and n2, waits for both nodes to be idle
-#   check   sinfo shows two idle nodes and `srun -N2` runs a task on each (exit 1 otherwise)
-#   stop    stops the daemons started by `start` (also after a failure)
+# Usage: pipeline/local_slurm.sh install|start|check|status|stop|node-down NODE|node-up NODE
+#   start      writes slurm.conf, starts munged, slurmctld, slurmd n1 and n2, waits for both nodes to be idle
+#   check      sinfo shows two idle nodes and `srun -N2` runs a task on each (exit 1 otherwise)
+#   stop       stops the daemons started by `start` (also after a failure)
+#   node-down  a lost node (the drills): SIGKILL its slurmd, the job steps on it (slurmstepd) and their tasks
+#   node-up    starts the node's slurmd again and waits until it is up (ReturnToService=2 takes it back)
 # Then: export SLURM_CONF=$SMOLLM3_SLURM_DIR/slurm.conf (start prints it) and use sbatch / srun / squeue.
 set -euo pipefail
 
@@ -140,6 +142,35 @@ stop() {
     [ -n "$quiet" ] || log "stopped (logs kept in $DIR/log)"
 }
 
+node_down() {
+    local n=$1 pids=() p parent
+    [ -f "$DIR/slurmd-$n.pid" ] || die "no slurmd pid file for node $n in $DIR"
+    kill -9 "$(cat "$DIR/slurmd-$n.pid")" 2>/dev/null || true
+    rm -f "$DIR/slurmd-$n.pid"
+    for p in /proc/[0-9]*; do  # the node's tasks carry SLURMD_NODENAME; their slurmstepd is their parent
+        { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qx "SLURMD_NODENAME=$n" || continue
+        pids+=("${p#/proc/}")
+        parent=$(ps -o ppid= -p "${p#/proc/}" | tr -d ' ')
+        if [ -n "$parent" ] && { tr '\0' ' ' < "/proc/$parent/cmdline"; } 2>/dev/null | grep -q '^slurmstepd'; then
+            pids+=("$parent")
+        fi
+    done
+    [ ${#pids[@]} = 0 ] || kill -9 "${pids[@]}" 2>/dev/null || true
+    log "node $n lost: its slurmd and ${#pids[@]} job process(es) killed"
+}
+
+node_up() {
+    local n=$1 t=0
+    slurmd -f "$CONF" -N "$n"
+    until sinfo -h -N -n "$n" -o "%t" | grep -qxE "idle|alloc|mix|comp"; do  # up, whether or not a job took it
+        t=$((t + 1))
+        if [ $((t % 10)) = 0 ]; then scontrol update nodename="$n" state=resume 2>/dev/null || true; fi
+        [ $t -lt 120 ] || { sinfo -N >&2; die "node $n did not become idle in 120 s"; }
+        sleep 1
+    done
+    log "node $n is back"
+}
+
 status() {
     sinfo -N || true
     squeue || true
@@ -151,5 +182,7 @@ case "${1:-}" in
     check) check ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 install|start|check|status|stop" >&2; exit 2 ;;
+    node-down) node_down "${2:?node-down NODE}" ;;
+    node-up) node_up "${2:?node-up NODE}" ;;
+    *) echo "usage: $0 install|start|check|status|stop|node-down NODE|node-up NODE" >&2; exit 2 ;;
 esac

@@ -8,6 +8,9 @@ A stage's job, by kind:
 - TRL in several processes: one `accelerate launch` per node through srun (`python -m pipeline
   accelerate-node`, which reads the node's rank from Slurm: no command line is built inside a shell string);
 - every other stage (data, synth, prefs, merge, eval, a one-process TRL stage): `python -m pipeline run`.
+  A data stage with `executor.kind: slurm` is datatrove's own: the submitting process runs it, so that
+  datatrove's SlurmPipelineExecutor submits each source's steps as Slurm jobs, and the stage's job, after them,
+  only verifies and records their outputs (`datatrove_jobs`).
 The recipe path and every override reach the job as separate, shell-quoted arguments, so values with spaces,
 braces, quotes or `=` arrive unchanged. A CPU cluster (`cluster.gpu: cpu`) asks for no GPUs.
 
@@ -24,11 +27,12 @@ from pathlib import Path
 
 from pipeline.kinds import NANOTRON_KINDS, TRL_KINDS
 from pipeline.launch import accelerate_args, stage_args, write_config
+from pretrain.data.stage import VERIFY_ONLY_ENV
 from pretrain.train_checks import VERIFIED_ENV, check_supported
 from pretrain.train_checks import prepare as prepare_stage
 from recipes.derive import derived
 from recipes.loader import RecipeError, display
-from rundir import REPO, runs_root, set_aside, stage_dir
+from rundir import REPO, read_manifest, runs_root, set_aside, stage_dir
 
 PY = shlex.quote(str(Path(sys.executable)))
 
@@ -107,8 +111,29 @@ def stage_script(r, recipe_path, overrides=(), resume: str = "refuse") -> str:
                   f"srun --kill-on-bad-exit=1 {PY} -m pipeline accelerate-node {quoted([config, recipe_path])} \\",
                   f"  {quoted([*overrides, *flag])}"]
     else:
+        if datatrove_submits(r):
+            lines.append(f"export {VERIFY_ONLY_ENV}=1  # after datatrove's jobs: verify and record, submit nothing")
         lines.append(f"{PY} -m pipeline run {quoted([recipe_path, *overrides, *flag])}")
     return "\n".join(lines) + "\n"
+
+
+def datatrove_submits(r) -> bool:
+    return r.kind == "data" and r.executor.kind == "slurm"
+
+
+def datatrove_jobs(r) -> list[str]:
+    """Run a data stage with `executor.kind: slurm` here: datatrove's SlurmPipelineExecutor submits every
+    source's steps (finished ones are not relaunched; jobs still queued from an earlier call are not doubled).
+    The ids of the jobs its manifest records, for the stage's own job to wait for; none for other stages."""
+    if not datatrove_submits(r):
+        return []
+    from pipeline.kinds import stage_module
+
+    stage_module(r.kind).run(r)
+    m = read_manifest(stage_dir(r.run, r.stage)) or {}
+    if m.get("status") != "submitted":
+        return []
+    return [str(j) for j in m.get("metrics", {}).get("slurm_jobs", []) if j not in (None, -1, "-1")]
 
 
 def accelerate_node_command(config, recipe_path, overrides, resume: str, env=os.environ) -> list[str]:
@@ -172,5 +197,5 @@ def submit_stage(r, recipe_path, overrides=(), dry_run: bool = False, resume: st
         print((config.read_text() + "\n" if r.kind in TRL_KINDS and config.is_file() else "") + path.read_text(),
               end="")
         return 0
-    print(f"submitted job {sbatch(path)}")
+    print(f"submitted job {sbatch(path, datatrove_jobs(r))}")
     return 0

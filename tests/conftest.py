@@ -14,9 +14,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def run_cli(*args, cwd=REPO, timeout=120):
-    """Run `python -m <args>` with the repository on PYTHONPATH; returns the CompletedProcess."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def run_cli(*args, cwd=REPO, timeout=120, env=None):
+    """Run `python -m <args>` with the repository on PYTHONPATH (and `env` added); returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
     return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 

@@ -6,7 +6,11 @@
   are submitted, eval after merge; merge fails (the APO checkpoints it soups set aside): one line in its
   slurm-<job>.out,
   eval stays pending with Slurm's reason, `python -m pipeline status` shows both; the input restored, the same
-  command cancels the stale eval job (saying so), submits merge and eval again, and both complete.
+  command cancels the stale eval job (saying so), submits merge and eval again, and both complete;
+- a TRL stage across the two nodes (accelerate launched once per node): one process per node, one manifest, one
+  log line per step, the held-out figures of the one-process run within the tolerances of
+  tests/test_trl_processes.py (the same two-rank layout, over the network instead of one machine).
+(The whole pipeline as a job graph, with the drills: tests/test_slurm_drills.py.)
 """
 import json
 import os
@@ -93,3 +97,29 @@ def test_the_job_graph_submits_what_is_missing_and_a_failure_holds_its_dependent
         assert json.loads((runs / "tiny" / stage / "manifest.json").read_text())["status"] == "completed"
     final = cli("status", "recipes/tiny", runs=runs).stdout
     assert final.count("completed") == 13 and f"eval             {new['eval']:>8}  COMPLETED" in final
+
+
+@pytest.mark.slow
+def test_a_trl_stage_runs_across_the_two_nodes(slurm, midtrain_runs, tmp_path):
+    from tests.nanotron_stages import MID_FAST
+
+    runs = tmp_path / "runs"
+    for name in ("data", "longctx-64k"):
+        shutil.copytree(midtrain_runs / "tiny" / name, runs / "tiny" / name, symlinks=True)
+    out = cli("launch", "recipes/tiny/midtrain.yaml", *MID_FAST, "resources.nodes=2", "resources.gpus_per_node=1",
+              "--launcher", "slurm", runs=runs)
+    assert out.returncode == 0, out.stderr
+    assert "(2 node(s) x 1 CPU process(es))" in out.stdout, out.stdout
+    job = out.stdout.split("submitted job ")[1].split()[0]
+    sdir = runs / "tiny" / "midtrain"
+    assert wait(job)[0] == "COMPLETED", (sdir / f"slurm-{job}.out").read_text()[-3000:]
+    shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
+    assert "NumNodes=2 " in shown and "NodeList=n[1-2]" in shown, shown
+    m = json.loads((sdir / "manifest.json").read_text())
+    assert m["status"] == "completed" and m["metrics"]["processes"] == 2
+    steps = [json.loads(line)["step"] for line in (sdir / "losses.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))
+    one, two = json.loads((midtrain_runs / "tiny/midtrain/manifest.json").read_text())["metrics"], m["metrics"]
+    assert abs(two["heldout_loss_before"] - one["heldout_loss_before"]) < 0.05, (one, two)
+    assert abs(two["heldout_loss_after"] - one["heldout_loss_after"]) < 0.1, (one, two)
+    assert two["heldout_loss_after"] < two["heldout_loss_before"] - 0.2

@@ -25,7 +25,8 @@ def scripts(directory, overrides):
 @pytest.mark.parametrize("recipe", ["tiny", "smollm3-3b"])
 def test_every_stage_script_passes_bash_and_shellcheck(recipe, tmp_path, monkeypatch):
     monkeypatch.setenv("SMOLLM3_RUNS", str(tmp_path / "runs"))
-    overrides = [TRICKY, "cluster.gpus_per_node=1"] if recipe == "tiny" else [TRICKY]
+    overrides = [TRICKY, "cluster.gpus_per_node=1", "cluster.partition=local", "data:executor.kind=slurm"] \
+        if recipe == "tiny" else [TRICKY]
     for name, text in scripts(REPO / "recipes" / recipe, overrides).items():
         path = tmp_path / f"{name}.sbatch"
         path.write_text(text)
@@ -74,3 +75,25 @@ def test_an_override_reaches_the_stage_command_line_unchanged(tmp_path):
                               capture_output=True, text=True, check=True).stdout.splitlines()
         assert argv == [str(path), override], argv
         assert shlex.split(line)[-1] == override
+
+
+def test_a_data_stage_on_datatrove_slurm_runs_after_datatrove_and_only_verifies(tmp_path):
+    """`data:executor.kind=slurm`: the stage's job exports the verify-only switch; with it, a source whose datatrove
+    jobs did not complete is one line (exit 2) and nothing is submitted. Without the switch no export."""
+    from conftest import run_cli
+
+    from pipeline.slurm import stage_script
+    from pretrain.data.stage import VERIFY_ONLY_ENV
+    from recipes.loader import load_stage
+
+    path = REPO / "recipes/tiny/data.yaml"
+    slurm = ["cluster.partition=local", "executor.kind=slurm"]
+    assert f"export {VERIFY_ONLY_ENV}=1 " in stage_script(load_stage(path, slurm), path, slurm)
+    assert VERIFY_ONLY_ENV not in stage_script(load_stage(path), path)
+    env = {VERIFY_ONLY_ENV: "1", "SMOLLM3_RUNS": str(tmp_path / "runs"), "SLURM_CONF": str(tmp_path / "none")}
+    out = run_cli("pipeline", "run", path, *slurm, cwd=tmp_path, env=env)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"{path}: executor.kind: source prose: its datatrove Slurm jobs did not all complete (logs in "
+        "runs/tiny/data/_logs/prose); submit the pipeline again to relaunch what failed"), out.stderr[-2000:]
+    assert not (tmp_path / "runs/tiny/data/_logs").exists()  # no datatrove executor launched

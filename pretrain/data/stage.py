@@ -57,6 +57,11 @@ def log(msg: str):
 
 
 # ------------------------------------------------------------------------------------------ executors
+# Set by the data stage's own job in a Slurm job graph (pipeline/jobs.py), which runs after the datatrove jobs
+# the submitting process launched: it verifies and records their outputs, and submits nothing itself.
+VERIFY_ONLY_ENV = "SMOLLM3_DATA_VERIFY_ONLY"
+
+
 def make_executor(recipe, pipeline, *, tasks: int, logging_dir: Path, job: str, depends=None,
                   slurm_logs: Optional[str] = None):
     """LocalPipelineExecutor or SlurmPipelineExecutor from the recipe's `executor` (same pipeline)."""
@@ -346,6 +351,10 @@ def run(recipe):
             b.prepare()
             t0 = time.time()
             done_before = b.is_done()
+            if slurm and not done_before and os.environ.get(VERIFY_ONLY_ENV):
+                raise RecipeError(recipe.file_of("executor.kind"), "executor.kind",
+                                  f"source {b.spec.name}: its datatrove Slurm jobs did not all complete (logs in "
+                                  f"{display(b.logs)}); submit the pipeline again to relaunch what failed")
             if slurm and not done_before:
                 chain = b.executors()
                 chain[-1].run()  # launches the steps it depends on first; finished steps are not relaunched
