@@ -21,13 +21,16 @@ from importlib.metadata import version
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# name -> (arguments, target): each benchmark with the settings its results are quoted at
+# name -> (arguments, target): each benchmark with the settings its results are quoted at; `script:variant` runs
+# bench/<script>.py again with other arguments
 BENCHMARKS = {
     "data_throughput": (["--mb", "16", "--repeat", "3"], "data stage / raw encode_batch >= 0.8"),
     "data_startup": (["--repeat", "7"], "a rank's data startup, 20x / 1x the data <= 1.5"),
     "train_step": (["--repeats", "7", "--block", "4"], "nanotron / transformers <= 1.0"),
     "recompute_memory": (["--micro-batch", "4", "--repeat", "3"], "recompute / no recompute < 1"),
     "trl_step": (["--repeats", "7", "--block", "4"], "TRL / plain <= 1.2; packing efficiency >= 0.95"),
+    "trl_step:smollm3": (["--shape", "smollm3", "--repeats", "5", "--block", "2", "--warmup", "2"],
+                         "TRL / plain <= 1.2 at SmolLM3-3B's LM-head share"),
     "merge_io": (["--models", "4", "--repeat", "3"], "mergekit / safetensors, no target (measured)"),
     "gpu_throughput": ([], "MFU >= 40% (GPU only)"),
 }
@@ -71,7 +74,8 @@ def main(argv=None) -> int:
             continue
         print(f"[bench] {i}/{len(BENCHMARKS)} {name} ({time.time() - t_all:.0f}s so far)", flush=True)
         t0 = time.time()
-        out = subprocess.run([sys.executable, str(REPO / "bench" / f"{name}.py"), *args], cwd=REPO, env=env,
+        script = name.split(":")[0]
+        out = subprocess.run([sys.executable, str(REPO / "bench" / f"{script}.py"), *args], cwd=REPO, env=env,
                              capture_output=True, text=True)
         seconds = time.time() - t0
         ratios = [" ".join(line.split()) for line in out.stdout.splitlines()
@@ -79,7 +83,7 @@ def main(argv=None) -> int:
         status = "; ".join(ratios) if out.returncode == 0 else f"FAILED (exit {out.returncode})"
         lines.append(f"| {name} | {status} | {target} | {seconds:.0f} s |")
         text = out.stdout if out.returncode == 0 else out.stdout + out.stderr[-3000:]
-        sections += ["", f"## {name}", "", f"`.venv/bin/python bench/{name}.py {' '.join(args)}`", "", "```",
+        sections += ["", f"## {name}", "", f"`.venv/bin/python bench/{script}.py {' '.join(args)}`", "", "```",
                      text.strip(), "```"]
     Path(a.out).write_text("\n".join(lines + sections) + "\n")
     print(f"[bench] wrote {a.out} in {time.time() - t_all:.0f}s", flush=True)

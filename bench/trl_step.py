@@ -14,7 +14,13 @@ steps (run from a TrainerCallback between two TRL steps, outside their timing) t
 on the same batches; printed: the median of the per-round ratios with their spread (target <= 1.2). The loss-head
 breakdown after it is one sequential run of each variant.
 
-Usage: .venv/bin/python bench/trl_step.py [--repeats 7] [--block 4] [--warmup 3] [--threads 2]
+With `--shape smollm3` the model keeps the tiny vocabulary but takes SmolLM3-3B's proportions (width / MLP ratio,
+query / key-value heads) at a depth that gives its LM head the share of the per-token matmul FLOPs it has in
+SmolLM3-3B (computed from the smollm3-3b recipe: about 9 %, against 40 % for the tiny recipe's model). TRL's fused
+LM head recomputes the head's logits in the backward pass, so its cost grows with that share: the tiny shape
+measures it at four times the weight it has at scale.
+
+Usage: .venv/bin/python bench/trl_step.py [--repeats 7] [--block 4] [--warmup 3] [--threads 2] [--shape tiny|smollm3]
 """
 from __future__ import annotations
 
@@ -28,6 +34,31 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+
+def head_share(m) -> float:
+    """The LM head's share of a model's per-token matmul FLOPs (projections and MLP; attention scores aside)."""
+    layer = m.hidden_size ** 2 * (2 + 2 * m.num_key_value_heads / m.num_attention_heads) \
+        + 3 * m.hidden_size * m.intermediate_size
+    head = m.hidden_size * m.vocab_size
+    return head / (head + m.num_hidden_layers * layer)
+
+
+def smollm3_proportions(tiny, hidden: int = 256, head_dim: int = 32) -> list[str]:
+    """Model overrides for the tiny recipe: SmolLM3-3B's MLP ratio and query / key-value head ratio at `hidden`,
+    and the depth (a multiple of its NoPE interval) whose LM-head FLOP share is nearest SmolLM3-3B's."""
+    from recipes.loader import load_stage
+
+    big = load_stage(REPO / "recipes/smollm3-3b/midtrain.yaml").model
+    heads = hidden // head_dim
+    m = tiny.model.model_copy(update=dict(
+        hidden_size=hidden, intermediate_size=round(hidden * big.intermediate_size / big.hidden_size),
+        num_attention_heads=heads, num_key_value_heads=heads * big.num_key_value_heads // big.num_attention_heads))
+    step = big.no_rope_layer_interval
+    depth = min(range(step, 65, step), key=lambda n: abs(head_share(m.model_copy(update={"num_hidden_layers": n}))
+                                                         - head_share(big)))
+    return [f"model.{k}={getattr(m, k)}" for k in ("hidden_size", "intermediate_size", "num_attention_heads",
+                                                    "num_key_value_heads")] + [f"model.num_hidden_layers={depth}"]
 
 
 def trl_trainer(recipe, tmp: str, steps: int, callback):
@@ -135,6 +166,8 @@ def main() -> int:
     ap.add_argument("--block", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shape", choices=("tiny", "smollm3"), default="tiny",
+                    help="the tiny recipe's model, or SmolLM3-3B's proportions with the tiny vocabulary")
     args = ap.parse_args()
     import torch
 
@@ -142,7 +175,9 @@ def main() -> int:
     from recipes.loader import load_stage
 
     torch.set_num_threads(args.threads)
-    recipe = load_stage(REPO / "recipes/tiny/midtrain.yaml", ["global_batch_size=4"])  # 1 micro-batch per step
+    path = REPO / "recipes/tiny/midtrain.yaml"
+    shape = smollm3_proportions(load_stage(path)) if args.shape == "smollm3" else []
+    recipe = load_stage(path, ["global_batch_size=4", *shape])  # 1 micro-batch per step
     steps = args.warmup + args.repeats * args.block
     timer = interleaving_timer(args.warmup, args.block)
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,11 +196,16 @@ def main() -> int:
         plain_seq = plain_cpu_per_step(plain_model, batches, recipe, args.warmup)
         tiny_eff = packing_efficiency(trainer.train_dataset, recipe.max_length)
     tokens = batches[0]["input_ids"].numel()
+    m = recipe.model
+    print(f"model: {args.shape} shape, hidden {m.hidden_size}, MLP {m.intermediate_size}, {m.num_hidden_layers} "
+          f"layers, {m.num_attention_heads} / {m.num_key_value_heads} heads, vocabulary {m.vocab_size}: LM head "
+          f"{head_share(m):.0%} of the matmul FLOPs per token (SmolLM3-3B: "
+          f"{head_share(load_stage(REPO / 'recipes/smollm3-3b/midtrain.yaml').model):.0%})")
     print(f"batch: {tuple(batches[0]['input_ids'].shape)} = {tokens} packed tokens, {args.threads} threads, "
           f"{args.repeats} rounds of {args.block} + {args.block} interleaved steps after {args.warmup} warm-up")
     from rounds import report  # bench/rounds.py, beside this script
 
-    report(rounds, ("transformers + AdamW", "TRL SFTTrainer"), 1.2, "TRL / plain")
+    report(rounds, ("transformers + AdamW", "TRL SFTTrainer"), 1.2, f"TRL / plain ({args.shape} shape)")
     trl = statistics.median(trl_times)
     print("loss-head breakdown (one sequential run each, after the interleaved rounds):")
     print(f"  transformers + AdamW                                : {plain_seq * 1e3:8.1f} ms")
