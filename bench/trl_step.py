@@ -37,19 +37,23 @@ sys.path.insert(0, str(REPO))
 
 
 def head_share(m) -> float:
-    """The LM head's share of a model's per-token matmul FLOPs (projections and MLP; attention scores aside)."""
-    layer = m.hidden_size ** 2 * (2 + 2 * m.num_key_value_heads / m.num_attention_heads) \
-        + 3 * m.hidden_size * m.intermediate_size
+    """The LM head's share of a model's per-token matmul FLOPs (6 N of recipes.derive: the parameters, attention
+    scores aside; an untied input embedding is a lookup, not a matmul)."""
+    from recipes.derive import param_count
+
     head = m.hidden_size * m.vocab_size
-    return head / (head + m.num_hidden_layers * layer)
+    return head / (param_count(m) - (0 if m.tie_word_embeddings else head))
 
 
-def smollm3_proportions(tiny, hidden: int = 256, head_dim: int = 32) -> list[str]:
-    """Model overrides for the tiny recipe: SmolLM3-3B's MLP ratio and query / key-value head ratio at `hidden`,
-    and the depth (a multiple of its NoPE interval) whose LM-head FLOP share is nearest SmolLM3-3B's."""
+def smollm3_model():
     from recipes.loader import load_stage
 
-    big = load_stage(REPO / "recipes/smollm3-3b/midtrain.yaml").model
+    return load_stage(REPO / "recipes/smollm3-3b/midtrain.yaml").model
+
+
+def smollm3_proportions(tiny, big, hidden: int = 256, head_dim: int = 32) -> list[str]:
+    """Model overrides for the tiny recipe: SmolLM3-3B's (`big`) MLP ratio and query / key-value head ratio at
+    `hidden`, and the depth (a multiple of its NoPE interval) whose LM-head FLOP share is nearest SmolLM3-3B's."""
     heads = hidden // head_dim
     m = tiny.model.model_copy(update=dict(
         hidden_size=hidden, intermediate_size=round(hidden * big.intermediate_size / big.hidden_size),
@@ -176,7 +180,8 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     path = REPO / "recipes/tiny/midtrain.yaml"
-    shape = smollm3_proportions(load_stage(path)) if args.shape == "smollm3" else []
+    big = smollm3_model()
+    shape = smollm3_proportions(load_stage(path), big) if args.shape == "smollm3" else []
     recipe = load_stage(path, ["global_batch_size=4", *shape])  # 1 micro-batch per step
     steps = args.warmup + args.repeats * args.block
     timer = interleaving_timer(args.warmup, args.block)
@@ -200,7 +205,7 @@ def main() -> int:
     print(f"model: {args.shape} shape, hidden {m.hidden_size}, MLP {m.intermediate_size}, {m.num_hidden_layers} "
           f"layers, {m.num_attention_heads} / {m.num_key_value_heads} heads, vocabulary {m.vocab_size}: LM head "
           f"{head_share(m):.0%} of the matmul FLOPs per token (SmolLM3-3B: "
-          f"{head_share(load_stage(REPO / 'recipes/smollm3-3b/midtrain.yaml').model):.0%})")
+          f"{head_share(big):.0%})")
     print(f"batch: {tuple(batches[0]['input_ids'].shape)} = {tokens} packed tokens, {args.threads} threads, "
           f"{args.repeats} rounds of {args.block} + {args.block} interleaved steps after {args.warmup} warm-up")
     from rounds import report  # bench/rounds.py, beside this script

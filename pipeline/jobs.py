@@ -107,18 +107,17 @@ def submit_pipeline(directory, overrides=()) -> int:
             why = (f"{reason}: an input's job failed" if reason == "DependencyNeverSatisfied"
                    else f"it waited for the job of {', '.join(resubmitted)}, submitted again")
             print(f"[slurm] {name}: cancelled job {old} ({why})", flush=True)
-        if complete(r) and not any(d in submitted for d in deps):
+        if complete(r) and not resubmitted:
             print(f"[slurm] {name}: complete, not submitted", flush=True)
             continue
         script = write_script(r, directory / f"{name}.yaml", overrides)
-        datatrove = datatrove_jobs(r)
-        after = [f"{d} ({ids[d]})" for d in deps if d in ids] + ([f"datatrove's {len(datatrove)} jobs"]
-                                                                  if datatrove else [])
-        ids[name] = sbatch(script, [ids[d] for d in deps if d in ids] + datatrove)
+        waits, datatrove = [d for d in deps if d in ids], datatrove_jobs(r)
+        ids[name] = sbatch(script, [ids[d] for d in waits] + datatrove)
         submitted.add(name)
         known[name] = ids[name]
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, known)
+        after = [f"{d} ({ids[d]})" for d in waits] + ([f"datatrove's {len(datatrove)} jobs"] if datatrove else [])
         print(f"[slurm] {name}: job {ids[name]}" + (f" after {', '.join(after)}" if after else ""), flush=True)
     print(f"[slurm] {len(submitted)} job(s) submitted; follow them with: python -m pipeline status {directory}")
     return 0

@@ -19,6 +19,7 @@ import time
 import pytest
 from conftest import REPO
 
+from pipeline.jobs import job_state
 from tests import smoke_drill
 
 OVERRIDES = "cluster.gpus_per_node=1 cluster.partition=local data:executor.kind=slurm"
@@ -37,12 +38,6 @@ def make_all(runs) -> str:
 
 def job_of(run, stage) -> str:
     return json.loads((run / "slurm_jobs.json").read_text())[stage]
-
-
-def state(job) -> tuple[str, str]:
-    from pipeline.jobs import job_state
-
-    return job_state(job)
 
 
 def steps(run, stage) -> list[dict]:
@@ -66,7 +61,7 @@ def trl_checkpoint(run, stage) -> bool:
 
 
 def held(run, stage) -> bool:
-    return state(job_of(run, stage)) == ("PENDING", "DependencyNeverSatisfied")
+    return job_state(job_of(run, stage)) == ("PENDING", "DependencyNeverSatisfied")
 
 
 @pytest.mark.slow
@@ -83,7 +78,7 @@ def test_the_pipeline_survives_scancel_and_a_lost_node_with_the_golden_metrics(s
     cancelled = job_of(run, "pretrain-stage1")
     subprocess.run(["scancel", cancelled], check=True)
     wait_for("pretrain-stage2 held", lambda: held(run, "pretrain-stage2"), run, timeout=120)
-    assert state(cancelled)[0] == "CANCELLED"
+    assert job_state(cancelled)[0] == "CANCELLED"
     again = make_all(runs)
     assert "[slurm] data: complete, not submitted" in again, again
     assert "pretrain-stage2: cancelled job" in again and "12 job(s) submitted" in again, again
@@ -95,10 +90,10 @@ def test_the_pipeline_survives_scancel_and_a_lost_node_with_the_golden_metrics(s
     try:
         subprocess.run([LOCAL_SLURM, "node-down", "n2"], check=True, capture_output=True, timeout=60)
         # Slurm requeues a batch job whose node failed, or it fails: either way it stops running
-        wait_for("the job of longctx-64k stopped", lambda: state(lost)[0] != "RUNNING", run, timeout=300)
+        wait_for("the job of longctx-64k stopped", lambda: job_state(lost)[0] != "RUNNING", run, timeout=300)
     finally:
         subprocess.run([LOCAL_SLURM, "node-up", "n2"], check=True, capture_output=True, timeout=300)
-    after_loss = state(lost)
+    after_loss = job_state(lost)
     again = make_all(runs)
     if after_loss[0] in ENDED:  # failed: resubmitted with what depends on it
         assert "longctx-64k: job " in again and job_of(run, "longctx-64k") != lost, (after_loss, again)
@@ -114,8 +109,10 @@ def test_the_pipeline_survives_scancel_and_a_lost_node_with_the_golden_metrics(s
     again = make_all(runs)
     assert "sft: job " in again and job_of(run, "sft") != cancelled, again
 
-    wait_for("the eval stage completed", lambda: state(job_of(run, "eval"))[0] in ENDED, run, timeout=1800, every=5)
-    assert state(job_of(run, "eval"))[0] == "COMPLETED", (run / "eval" / f"slurm-{job_of(run, 'eval')}.out").read_text()
+    wait_for("the eval stage completed", lambda: job_state(job_of(run, "eval"))[0] in ENDED, run, timeout=1800,
+             every=5)
+    assert job_state(job_of(run, "eval"))[0] == "COMPLETED", \
+        (run / "eval" / f"slurm-{job_of(run, 'eval')}.out").read_text()
     minutes = (time.time() - t0) / 60
     status = subprocess.run(["make", "status", "RECIPE=recipes/tiny", f"OVERRIDES={OVERRIDES}"], cwd=REPO,
                             env=dict(os.environ, SMOLLM3_RUNS=str(runs)), capture_output=True, text=True).stdout
